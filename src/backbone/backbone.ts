@@ -1,0 +1,192 @@
+import os from 'node:os';
+import ort from 'onnxruntime-node';
+import { HeadswapError, describeError } from '../errors.js';
+import type { Preprocessing, RgbImage } from '../image/types.js';
+import { packBatch } from '../image/preprocess.js';
+import { findPenultimate } from '../onnx/cut.js';
+import { PIXELS, addFeatureOutput, addPixelsPrefix, appendHead, cloneModel, keepOutputs, realInputs, type HeadWeights } from '../onnx/edit.js';
+import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/proto.js';
+import { sha256 } from '../util/fs.js';
+import { packagePath } from '../util/paths.js';
+import { readLabels } from './labels.js';
+import { resolveSource, type ResolvedSource } from './source.js';
+import type { FeatureCut, ZooEntry } from './types.js';
+import { IMAGENET_CROP_224 } from './zoo.js';
+
+export interface BackboneOptions {
+  /** Overrides of the preprocessing (required knowledge for a model that is not in the zoo). */
+  readonly preprocessing?: Partial<Preprocessing>;
+  /** Feature tensor to cut at; default: the zoo entry's, or the tensor before the final pooling. */
+  readonly feature?: FeatureCut;
+  /** Intra-op threads; default all cores. */
+  readonly threads?: number;
+  /** Where downloaded models are cached. */
+  readonly cacheDir?: string;
+}
+
+/** Output names of the graphs headswap builds. */
+export const FEATURES = 'features';
+export const PROBABILITIES = 'probabilities';
+
+/** Bump when the way the feature graph is built changes, so cached features are recomputed. */
+const FEATURE_GRAPH_VERSION = 1;
+
+export function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads ?? os.availableParallelism(),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+  };
+}
+
+async function createSession(bytes: Uint8Array, what: string, threads?: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, sessionOptions(threads));
+  } catch (err) {
+    throw new HeadswapError(`${what}: onnxruntime cannot load the model (${describeError(err)})`);
+  }
+}
+
+function inputDims(model: ModelProto, name: string): number[] {
+  const inputs = realInputs(model);
+  if (inputs.length !== 1) {
+    throw new HeadswapError(`${name}: model has ${inputs.length} inputs (${inputs.join(', ') || 'none'}); an image backbone has exactly one`);
+  }
+  const info = model.graph!.input!.find((i) => i.name === inputs[0])!;
+  const tt = info.type?.tensorType;
+  const dims = (tt?.shape?.dim ?? []).map((d) => (d.dimValue == null ? -1 : Number(d.dimValue)));
+  const isImage = tt?.elemType === 1 && dims.length === 4 && (dims[1] === 3 || dims[3] === 3);
+  if (!isImage) {
+    throw new HeadswapError(
+      `${name}: input '${info.name}' is not an image tensor (want float32 [N,3,H,W] or [N,H,W,3], got [${dims.join(',')}]); use an image classification model`,
+    );
+  }
+  return dims;
+}
+
+/** Preprocessing for a model outside the zoo: its input size and layout, ImageNet statistics unless overridden. */
+function customPreprocessing(dims: number[], overrides: Partial<Preprocessing> | undefined, name: string): Preprocessing {
+  const layout = dims[1] === 3 ? 'NCHW' : 'NHWC';
+  const [h, w] = layout === 'NCHW' ? [dims[2]!, dims[3]!] : [dims[1]!, dims[2]!];
+  const size: [number, number] = h > 0 && w > 0 ? [h, w] : [...(overrides?.size ?? [0, 0])] as [number, number];
+  if (!(size[0] > 0 && size[1] > 0)) {
+    throw new HeadswapError(`${name}: the model's input size is dynamic; give it with --size HxW`);
+  }
+  return { ...IMAGENET_CROP_224, layout, ...overrides, size };
+}
+
+/**
+ * A frozen pretrained network on onnxruntime: images in (already resized, 8-bit RGB),
+ * feature vectors or its own class probabilities out.
+ */
+export class Backbone {
+  private featureSession: ort.InferenceSession | undefined;
+  private classifySession: ort.InferenceSession | undefined;
+
+  private constructor(
+    /** Zoo id, or 'custom' for a file or URL outside the zoo. */
+    readonly id: string,
+    readonly source: ResolvedSource,
+    readonly preprocessing: Preprocessing,
+    readonly feature: FeatureCut,
+    readonly labels: readonly string[] | undefined,
+    private readonly model: ModelProto,
+    private readonly threads: number | undefined,
+    private readonly classifier: ZooEntry['classifier'],
+    /** Some exports fix the batch dimension at 1 (EfficientNet-Lite4): those run one image at a time. */
+    private readonly maxBatch: number,
+  ) {}
+
+  static async load(source: string, options: BackboneOptions = {}): Promise<Backbone> {
+    const resolved = await resolveSource(source, { cacheDir: options.cacheDir });
+    const model = await readModel(resolved.path);
+    const entry = resolved.entry;
+    const dims = inputDims(model, resolved.origin);
+    const preprocessing = entry
+      ? { ...entry.preprocessing, ...options.preprocessing }
+      : customPreprocessing(dims, options.preprocessing, resolved.origin);
+    const feature = options.feature ?? entry?.feature ?? findPenultimate(model);
+    if (!feature) {
+      throw new HeadswapError(`${resolved.origin}: no classifier layer found to cut before; name the feature tensor with --feature (see 'headswap inspect')`);
+    }
+    const labels = entry?.classifier ? await readLabels(packagePath(entry.classifier.labels)) : undefined;
+    return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, entry?.classifier, dims[0] === 1 ? 1 : Infinity);
+  }
+
+  /** Identifies everything that decides a feature vector: cached features are keyed by it. */
+  get fingerprint(): string {
+    return sha256(JSON.stringify({ v: FEATURE_GRAPH_VERSION, model: this.source.sha256, feature: this.feature, pre: this.preprocessing }));
+  }
+
+  /** The feature graph: uint8 pixels in, `[N, D]` features out; the part of the network after the cut is pruned. */
+  featureModel(): ModelProto {
+    const m = cloneModel(this.model);
+    addPixelsPrefix(m, this.preprocessing);
+    addFeatureOutput(m, this.feature.tensor, this.feature.pooling, FEATURES);
+    keepOutputs(m, [FEATURES]);
+    return m;
+  }
+
+  /** One graph for deployment: pixels in, the new head's class probabilities out. */
+  exportModel(head: HeadWeights): Uint8Array {
+    const m = this.featureModel();
+    appendHead(m, FEATURES, head, PROBABILITIES);
+    keepOutputs(m, [PROBABILITIES]);
+    m.producerName = 'headswap';
+    return encodeModel(m);
+  }
+
+  async features(images: readonly RgbImage[]): Promise<{ data: Float32Array; dims: number }> {
+    this.featureSession ??= await createSession(encodeModel(this.featureModel()), this.source.origin, this.threads);
+    const out = await this.run(this.featureSession, images, FEATURES);
+    return { data: out.data, dims: out.dims[1]! };
+  }
+
+  /** The network's own ImageNet (or other) class probabilities, `[N, labels]`. */
+  async classify(images: readonly RgbImage[]): Promise<Float32Array> {
+    const classifier = this.classifier;
+    if (!classifier || !this.labels) {
+      throw new HeadswapError(`${this.source.origin}: this backbone has no classifier with known labels; use 'headswap train' to make one`);
+    }
+    if (!this.classifySession) {
+      const m = cloneModel(this.model);
+      addPixelsPrefix(m, this.preprocessing);
+      m.graph!.node!.push(
+        classifier.activation === 'softmax'
+          ? node('Softmax', [classifier.tensor], [PROBABILITIES], [attr.int('axis', 1)])
+          : node('Identity', [classifier.tensor], [PROBABILITIES]),
+      );
+      keepOutputs(m, [PROBABILITIES]);
+      this.classifySession = await createSession(encodeModel(m), this.source.origin, this.threads);
+    }
+    return (await this.run(this.classifySession, images, PROBABILITIES)).data;
+  }
+
+  private async run(session: ort.InferenceSession, images: readonly RgbImage[], output: string): Promise<{ data: Float32Array; dims: readonly number[] }> {
+    const [h, w] = this.preprocessing.size;
+    const parts: Float32Array[] = [];
+    let width = 0;
+    for (let i = 0; i < images.length; i += this.maxBatch) {
+      const batch = images.slice(i, i + this.maxBatch);
+      const input = new ort.Tensor('uint8', packBatch(batch), [batch.length, h, w, 3]);
+      const out = (await session.run({ [PIXELS]: input }))[output]!;
+      parts.push(out.data as Float32Array);
+      width = Number(out.dims[1]);
+    }
+    if (parts.length === 1) return { data: parts[0]!, dims: [images.length, width] };
+    const data = new Float32Array(images.length * width);
+    let offset = 0;
+    for (const p of parts) {
+      data.set(p, offset);
+      offset += p.length;
+    }
+    return { data, dims: [images.length, width] };
+  }
+
+  async release(): Promise<void> {
+    await this.featureSession?.release();
+    await this.classifySession?.release();
+    this.featureSession = this.classifySession = undefined;
+  }
+}

@@ -1,0 +1,38 @@
+import type { Preprocessing } from '../image/types.js';
+import type { Pooling } from '../onnx/edit.js';
+
+/** Where a backbone's penultimate features come from. */
+export interface FeatureCut {
+  /** Name of the tensor in the ONNX graph (`headswap inspect` lists them). */
+  readonly tensor: string;
+  readonly pooling: Pooling;
+}
+
+/** One network in the model zoo. */
+export interface ZooEntry {
+  readonly id: string;
+  readonly title: string;
+  readonly architecture: string;
+  /** What it was trained on and for. */
+  readonly trainedOn: string;
+  readonly format: 'onnx';
+  /** Public download URL of the ONNX file. */
+  readonly url: string;
+  /** sha256 of the file at `url`; a download that does not match is refused. */
+  readonly sha256: string;
+  readonly bytes: number;
+  /** Path of the file inside this package when it ships with headswap (works offline). */
+  readonly bundled?: string;
+  readonly preprocessing: Preprocessing;
+  readonly feature: FeatureCut;
+  /** Width of the feature vector. */
+  readonly featureDims: number;
+  /** The network's own classifier output and its labels file, when it has one (`headswap classify`). */
+  readonly classifier?: { readonly tensor: string; readonly labels: string; readonly activation: 'softmax' | 'none' };
+  readonly license: string;
+  /** Human page describing the model. */
+  readonly homepage: string;
+  /** Published ImageNet-1k accuracy of the network's own classifier, or k-NN/linear-probe figure. */
+  readonly imagenet?: { readonly top1: number; readonly top5?: number; readonly note?: string };
+  readonly params: number;
+}

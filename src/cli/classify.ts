@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { classifyFiles } from '../classify.js';
+import { HeadswapError } from '../errors.js';
+import { warn } from './output.js';
+import { int } from './parse.js';
+import { writePredictions } from './predictions.js';
+
+interface Flags {
+  base: string;
+  top: number;
+  json?: boolean;
+  csv?: boolean;
+}
+
+export function registerClassify(program: Command): void {
+  program
+    .command('classify')
+    .description("the pretrained backbone's own predictions (ImageNet's 1000 classes for the default)")
+    .argument('<paths...>', 'image files and folders')
+    .option('--base <id|path|url>', 'backbone with its own classifier', 'mobilenet_v2')
+    .option('--top <k>', 'how many classes per image', int(1, 1000), 5)
+    .option('--json', 'one JSON object per line')
+    .option('--csv', 'CSV with a header row')
+    .addHelpText('after', '\nExample:\n  headswap classify cat.jpg shuttle.png --top 5')
+    .action(async (paths: string[], f: Flags) => {
+      if (f.json && f.csv) throw new HeadswapError('--json and --csv exclude each other; pick one');
+      let skipped = 0;
+      const stream = classifyFiles(paths, {
+        base: f.base,
+        top: f.top,
+        onSkip: (path, reason) => {
+          skipped++;
+          warn(`skipped ${path}: ${reason}`);
+        },
+      });
+      const n = await writePredictions(stream, f.json ? 'json' : f.csv ? 'csv' : 'text', f.top);
+      if (n === 0) throw new HeadswapError(`no image could be classified in ${paths.join(', ')}${skipped ? ` (${skipped} skipped)` : ''}`);
+    });
+}

@@ -1,0 +1,37 @@
+import { Command, CommanderError } from 'commander';
+import { HEADSWAP_VERSION } from '../util/versions.js';
+import { registerBackbones } from './backbones.js';
+import { registerClassify } from './classify.js';
+import { registerDemo } from './demo.js';
+import { registerInspect } from './inspect.js';
+import { reportError } from './output.js';
+import { registerPredict } from './predict.js';
+import { registerTrain } from './train.js';
+
+export function buildProgram(): Command {
+  const program = new Command('headswap')
+    .version(HEADSWAP_VERSION)
+    .description('Train an image classifier from a few dozen photos per class in seconds on a CPU, by reusing a pretrained network.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerDemo(program);
+  registerTrain(program);
+  registerPredict(program);
+  registerClassify(program);
+  registerBackbones(program);
+  registerInspect(program);
+  program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting so it can be tested in-process. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    // Commander has already printed its usage message.
+    if (err instanceof CommanderError) return err.exitCode;
+    return reportError(err);
+  }
+}

@@ -1,0 +1,64 @@
+import cliProgress from 'cli-progress';
+import { HeadswapError } from '../errors.js';
+import type { Progress } from '../util/progress.js';
+
+/** Writes one line to stderr (messages the user reads; stdout is for results). */
+export function info(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export function warn(line: string): void {
+  process.stderr.write(`warning: ${line}\n`);
+}
+
+function seconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  return s < 60 ? `${s.toFixed(0)}s` : `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+}
+
+/**
+ * A progress bar on a terminal (images/s and ETA); on a pipe or in CI, one summary line per step
+ * instead of redraws that would flood a log.
+ */
+export function progressBar(): { update: (p: Progress) => void; stop: () => void } {
+  let bar: cliProgress.SingleBar | undefined;
+  let last: Progress | undefined;
+  const tty = process.stderr.isTTY;
+  return {
+    update(p) {
+      last = p;
+      if (!tty) return;
+      const payload = { step: p.step, rate: p.rate.toFixed(0), eta: seconds(p.etaSeconds) };
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          { format: '{step} [{bar}] {value}/{total} · {rate} images/s · ETA {eta}', stream: process.stderr, hideCursor: true, clearOnComplete: false },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(p.total, p.done, payload);
+      } else {
+        bar.update(p.done, payload);
+      }
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+      if (last && !tty) info(`${last.step}: ${last.done}/${last.total} images · ${last.rate.toFixed(0)} images/s`);
+      last = undefined;
+    },
+  };
+}
+
+/** Turns any failure into one line on stderr and an exit code; never a stack trace. */
+export function reportError(err: unknown): number {
+  if (err instanceof HeadswapError) {
+    info(`headswap: ${err.message}`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  info(`headswap: unexpected error: ${message} (please report it with the command you ran)`);
+  return 70;
+}
+
+export function percent(x: number, digits = 1): string {
+  return `${(x * 100).toFixed(digits)}%`;
+}

@@ -1,0 +1,138 @@
+import { Option, type Command } from 'commander';
+import { formatEvaluation, table } from '../evaluate/format.js';
+import type { HeadOptions } from '../head/train.js';
+import { train, type TrainOptions, type TrainResult } from '../train.js';
+import { percent, progressBar, warn } from './output.js';
+import { int, num } from './parse.js';
+
+interface TrainFlags {
+  testDir?: string;
+  out?: string;
+  force?: boolean;
+  base?: string;
+  valPct: number;
+  testPct: number;
+  seed: number;
+  hidden?: number;
+  dropout?: number;
+  epochs?: number;
+  lr?: number;
+  l2?: number;
+  labelSmoothing?: number;
+  batchSize?: number;
+  classWeights?: 'balanced' | 'none';
+  cache: boolean;
+  cacheDir?: string;
+  pixelLimit?: number;
+  top: number;
+  json?: boolean;
+}
+
+/** Options shared by `train` and `demo`. */
+export function addTrainOptions(cmd: Command): Command {
+  return cmd
+    .option('--base <id|path|url>', "backbone: zoo id ('headswap backbones'), .onnx file or URL", 'mobilenet_v2')
+    .option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), 10)
+    .option('--test-pct <n>', 'percent of each class held out for the test score', num(0, 50), 10)
+    .option('--seed <n>', 'seed for the split and the head training', int(0), 0)
+    .option('--hidden <units>', 'add a hidden ReLU layer of this size to the head', int(0))
+    .option('--dropout <rate>', 'dropout on the features while training', num(0, 0.95))
+    .option('--epochs <n>', 'maximum training epochs', int(1))
+    .option('--lr <rate>', 'Adam learning rate', num(1e-6, 1))
+    .option('--l2 <lambda>', 'L2 weight penalty', num(0, 10))
+    .option('--label-smoothing <eps>', 'label smoothing', num(0, 0.5))
+    .option('--batch-size <n>', 'head training batch size (capped at the training-set size)', int(1))
+    .addOption(new Option('--class-weights <mode>', 'weigh classes equally however many photos each has').choices(['balanced', 'none']))
+    .option('--no-cache', 'do not read or write the feature cache')
+    .option('--cache-dir <dir>', 'feature cache and model downloads (default $HEADSWAP_CACHE or the user cache folder)')
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
+    .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
+    .option('--json', 'print the result as JSON on stdout');
+}
+
+function headOptions(f: TrainFlags): HeadOptions {
+  const h: HeadOptions = {};
+  if (f.hidden !== undefined) h.hidden = f.hidden;
+  if (f.dropout !== undefined) h.dropout = f.dropout;
+  if (f.epochs !== undefined) h.epochs = f.epochs;
+  if (f.lr !== undefined) h.learningRate = f.lr;
+  if (f.l2 !== undefined) h.l2 = f.l2;
+  if (f.labelSmoothing !== undefined) h.labelSmoothing = f.labelSmoothing;
+  if (f.batchSize !== undefined) h.batchSize = f.batchSize;
+  if (f.classWeights !== undefined) h.classWeights = f.classWeights;
+  return h;
+}
+
+export async function runTrain(data: string, f: TrainFlags, extra: Partial<TrainOptions> = {}): Promise<void> {
+  const bar = progressBar();
+  const result = await train({
+    data,
+    testDir: f.testDir,
+    out: f.out,
+    force: f.force,
+    base: f.base,
+    valPct: f.valPct,
+    testPct: f.testPct,
+    seed: f.seed,
+    head: headOptions(f),
+    cacheDir: f.cacheDir,
+    noCache: !f.cache,
+    pixelLimit: f.pixelLimit,
+    topK: f.top,
+    onProgress: (p) => bar.update(p),
+    onWarning: (m) => warn(m),
+    ...extra,
+  }).finally(() => bar.stop());
+  if (f.json) process.stdout.write(`${JSON.stringify(resultJson(result), null, 2)}\n`);
+  else process.stdout.write(`${formatTrainResult(result)}\n`);
+}
+
+/** The result without typed arrays (weights live in model.onnx). */
+export function resultJson(r: TrainResult): unknown {
+  const { weights: _weights, ...head } = r.head;
+  return { ...r, head };
+}
+
+export function formatTrainResult(r: TrainResult): string {
+  const lines: string[] = [];
+  const total = (k: 'train' | 'validation' | 'test'): number => Object.values(r.counts).reduce((a, c) => a + c[k], 0);
+  lines.push(`backbone ${r.backbone.id} (${r.backbone.featureDims} features) · ${r.classes.length} classes`);
+  lines.push(
+    table(
+      [
+        ['class', 'train', 'validation', 'test'],
+        ...r.classes.map((c) => [c, String(r.counts[c]!.train), String(r.counts[c]!.validation), String(r.counts[c]!.test)]),
+        ['total', String(total('train')), String(total('validation')), String(total('test'))],
+      ],
+      ['l', 'r', 'r', 'r'],
+    ),
+  );
+  const t = r.timings;
+  lines.push(
+    `features: ${r.features.computed} computed, ${r.features.cached} from cache in ${(t.featuresMs / 1000).toFixed(1)}s (${t.imagesPerSecond.toFixed(0)} images/s)` +
+      ` · head: ${r.head.history.length} epochs (best ${r.head.bestEpoch}) in ${t.headMs.toFixed(0)} ms · total ${(t.totalMs / 1000).toFixed(1)}s`,
+  );
+  if (r.skipped.length > 0) lines.push(`skipped ${r.skipped.length} file(s) (listed above)`);
+  lines.push('', formatEvaluation(r.evaluation));
+  const smallest = Math.min(...Object.values(r.counts).map((c) => c.test));
+  if (smallest < 20) {
+    const [lo, hi] = r.evaluation.top1Ci95;
+    lines.push(`note: only ${smallest} test image(s) in the smallest class; top-1 could be anywhere from ${percent(lo)} to ${percent(hi)} (95% CI)`);
+  }
+  if (r.out) lines.push(`model written to ${r.out}/ (model.onnx, labels.json, headswap.json)`);
+  return lines.join('\n');
+}
+
+export function registerTrain(program: Command): void {
+  addTrainOptions(
+    program
+      .command('train')
+      .description('train a classifier on a folder with one sub-folder of images per class')
+      .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>')
+      .option('--test-dir <dir>', 'separate folder of the same classes to evaluate on')
+      .option('--out <dir>', 'output model folder (default <dir>.model)')
+      .option('--force', 'replace the output folder if it exists'),
+  )
+    .addHelpText('after', '\nExamples:\n  headswap train ./photos\n  headswap train ./photos --test-dir ./held-out --out ./shoes.model --seed 1\n  headswap train ./photos --base ./my-network.onnx --hidden 256 --dropout 0.3')
+    .action((dir: string, flags: TrainFlags) => runTrain(dir, flags));
+}

@@ -1,0 +1,97 @@
+import { readFile } from 'node:fs/promises';
+import sharp, { type Metadata } from 'sharp';
+import { HeadswapError, describeError } from '../errors.js';
+import type { Preprocessing, RgbImage } from './types.js';
+
+/** Images above this many pixels are refused before decoding (a 20000x20000 "pixel bomb" is 400 MP). */
+export const DEFAULT_PIXEL_LIMIT = 100_000_000;
+
+/** Bilinear, as in the torchvision/PIL evaluation transforms the zoo networks were scored with. */
+const KERNEL = 'linear';
+
+export interface LoadOptions {
+  /** Largest width*height accepted; refused from the header alone. */
+  readonly pixelLimit?: number;
+  /** Mirror left-right after resizing (augmentation / test-time augmentation). */
+  readonly flip?: boolean;
+}
+
+/** Where an image comes from: a path (named in errors) or bytes with a name for errors. */
+export type ImageInput = string | { readonly name: string; readonly data: Uint8Array };
+
+function inputName(input: ImageInput): string {
+  return typeof input === 'string' ? input : input.name;
+}
+
+/**
+ * Decodes any common image (JPEG, PNG, WebP, GIF first frame, AVIF, TIFF), applies EXIF
+ * orientation, turns grey/CMYK/16-bit/alpha into 8-bit sRGB (alpha flattened onto white),
+ * and resizes it by the backbone's policy to exactly its input size.
+ */
+export async function loadRgb(input: ImageInput, pre: Preprocessing, options: LoadOptions = {}): Promise<RgbImage> {
+  const name = inputName(input);
+  const [height, width] = pre.size;
+  const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
+  let source: Buffer;
+  try {
+    source = typeof input === 'string' ? await readFile(input) : Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
+  } catch (err) {
+    throw new HeadswapError(`${name}: cannot read (${describeError(err)}); check the path and its permissions`);
+  }
+  if (source.length === 0) throw new HeadswapError(`${name}: empty file (0 bytes); remove it`);
+  let meta: Metadata;
+  try {
+    meta = await sharp(source, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new HeadswapError(`${name}: not a readable image (${describeError(err)}); remove it or convert it to JPEG/PNG`);
+  }
+  const w0 = meta.width ?? 0;
+  const h0 = meta.height ?? 0;
+  if (w0 * h0 > limitInputPixels) {
+    throw new HeadswapError(
+      `${name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise --pixel-limit`,
+    );
+  }
+  // EXIF orientations 5-8 swap width and height.
+  const rotated = (meta.orientation ?? 1) >= 5;
+  const srcW = rotated ? h0 : w0;
+  const srcH = rotated ? w0 : h0;
+  try {
+    let img = sharp(source, { limitInputPixels, failOn: 'error', pages: 1 })
+      .autoOrient()
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb');
+    if (pre.resize === 'squash') {
+      img = img.resize(width, height, { fit: 'fill', kernel: KERNEL });
+    } else if (pre.resize === 'pad') {
+      img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: KERNEL });
+    } else {
+      // Shorter side to size/cropRatio (e.g. 256 for 224), then a centered crop of the input size.
+      const k = Math.max(width / (srcW * pre.cropRatio), height / (srcH * pre.cropRatio));
+      const rw = Math.max(width, Math.round(srcW * k));
+      const rh = Math.max(height, Math.round(srcH * k));
+      img = img
+        .resize(rw, rh, { fit: 'fill', kernel: KERNEL })
+        .extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
+    }
+    if (options.flip) img = img.flop();
+    const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== width || info.height !== height) {
+      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3`);
+    }
+    return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (err) {
+    if (err instanceof HeadswapError) throw err;
+    throw new HeadswapError(`${name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
+  }
+}
+
+/** Packs resized images into one uint8 NHWC batch (the input of every headswap ONNX graph). */
+export function packBatch(images: readonly RgbImage[]): Uint8Array {
+  const first = images[0];
+  if (!first) return new Uint8Array(0);
+  const per = first.data.length;
+  const out = new Uint8Array(per * images.length);
+  images.forEach((im, i) => out.set(im.data, i * per));
+  return out;
+}

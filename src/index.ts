@@ -1,0 +1,29 @@
+/**
+ * headswap's library API. `train()` is the whole job in one call; the pieces it is built from
+ * (backbone, features, head, evaluation, export) are exported for use on their own.
+ */
+export { train, type TrainOptions, type TrainResult, type SplitCounts } from './train.js';
+export { loadClassifier, Classifier, topLabels, type ClassifierPrediction, type Label } from './export/classifier.js';
+export { predictFiles, listImages, type PredictFilesOptions } from './predict.js';
+export { classifyFiles, type ClassifyOptions } from './classify.js';
+
+export { Backbone, type BackboneOptions } from './backbone/backbone.js';
+export { ZOO, DEFAULT_BACKBONE, findEntry, getEntry } from './backbone/zoo.js';
+export { resolveSource, cacheDir, download, type ResolvedSource } from './backbone/source.js';
+export type { ZooEntry, FeatureCut } from './backbone/types.js';
+
+export { loadRgb, DEFAULT_PIXEL_LIMIT, type ImageInput, type LoadOptions } from './image/preprocess.js';
+export type { Preprocessing, ResizePolicy, RgbImage } from './image/types.js';
+
+export { scanDataset, type ScannedDataset, type ImageFile } from './dataset/scan.js';
+export { splitDataset, type SplitOptions } from './dataset/split.js';
+export { extractFeatures, type ExtractOptions, type ExtractResult, type ExtractedFeature } from './features/extract.js';
+export { FeatureCache, type FeatureKey } from './features/cache.js';
+export { trainHead, predictHead, type HeadOptions, type TrainedHead, type Dataset, type EpochLog } from './head/train.js';
+export { evaluate, wilson, type Evaluation, type Prediction, type ClassMetrics } from './evaluate/metrics.js';
+export { formatEvaluation } from './evaluate/format.js';
+export { inspectModel, type TensorInfo } from './onnx/inspect.js';
+export type { HeadWeights } from './onnx/edit.js';
+export type { ModelMetadata } from './export/metadata.js';
+export type { Progress, ProgressCallback } from './util/progress.js';
+export { HeadswapError } from './errors.js';

@@ -1,0 +1,171 @@
+import { HeadswapError } from '../errors.js';
+import type { Preprocessing } from '../image/types.js';
+import {
+  DataType,
+  attr,
+  defaultOpset,
+  floatTensor,
+  int64Tensor,
+  node,
+  onnx,
+  valueInfo,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+} from './proto.js';
+
+/** Name of the uint8 NHWC image input of every graph headswap builds. */
+export const PIXELS = 'pixels';
+
+function graphOf(model: ModelProto): GraphProto & { node: NodeProto[] } {
+  const g = model.graph;
+  if (!g?.node) throw new HeadswapError('ONNX model has no graph');
+  return g as GraphProto & { node: NodeProto[] };
+}
+
+/** A deep copy, so edits never touch a cached base model. */
+export function cloneModel(model: ModelProto): ModelProto {
+  return onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+}
+
+/** The graph inputs that are real inputs (older exporters also list initializers as inputs). */
+export function realInputs(model: ModelProto): string[] {
+  const g = graphOf(model);
+  const inits = new Set((g.initializer ?? []).map((t) => t.name));
+  return (g.input ?? []).map((i) => i.name ?? '').filter((n) => n && !inits.has(n));
+}
+
+/** Every tensor name some node produces or the graph provides. */
+export function tensorNames(model: ModelProto): Set<string> {
+  const g = graphOf(model);
+  const names = new Set<string>(realInputs(model));
+  for (const n of g.node) for (const o of n.output ?? []) if (o) names.add(o);
+  return names;
+}
+
+/**
+ * Replaces the model's image input by a uint8 `[N,H,W,3]` input named `pixels`, followed by the
+ * backbone's preprocessing as graph nodes (cast, layout, scale, mean, std). Every consumer of the
+ * graph — headswap in Node, onnxruntime-web, Python — then only has to resize the image.
+ */
+export function addPixelsPrefix(model: ModelProto, pre: Preprocessing): void {
+  const g = graphOf(model);
+  const inputs = realInputs(model);
+  if (inputs.length !== 1) {
+    throw new HeadswapError(`model has ${inputs.length} inputs (${inputs.join(', ')}); an image backbone has exactly one`);
+  }
+  const original = inputs[0]!;
+  const [h, w] = pre.size;
+  const chShape = pre.layout === 'NCHW' ? [1, 3, 1, 1] : [1, 1, 1, 3];
+  const p = 'headswap/pre/';
+  const nodes: NodeProto[] = [node('Cast', [PIXELS], [`${p}float`], [attr.int('to', DataType.FLOAT)])];
+  let x = `${p}float`;
+  if (pre.layout === 'NCHW') {
+    nodes.push(node('Transpose', [x], [`${p}nchw`], [attr.ints('perm', [0, 3, 1, 2])]));
+    x = `${p}nchw`;
+  }
+  nodes.push(node('Mul', [x, `${p}scale`], [`${p}scaled`]));
+  nodes.push(node('Sub', [`${p}scaled`, `${p}mean`], [`${p}centered`]));
+  nodes.push(node('Div', [`${p}centered`, `${p}std`], [original]));
+  g.initializer = [
+    ...(g.initializer ?? []),
+    floatTensor(`${p}scale`, [], [pre.scale]),
+    floatTensor(`${p}mean`, chShape, pre.mean),
+    floatTensor(`${p}std`, chShape, pre.std),
+  ];
+  g.node = [...nodes, ...g.node];
+  g.input = [valueInfo(PIXELS, DataType.UINT8, ['batch', h, w, 3]), ...(g.input ?? []).filter((i) => i.name !== original)];
+}
+
+/** How a feature tensor becomes one vector per image. */
+export type Pooling = 'avg-nchw' | 'avg-nhwc' | 'first-token' | 'none';
+
+/**
+ * Adds `[N, D]` output `name` computed from intermediate tensor `tensor`: global average pooling
+ * for convolution maps, the first (CLS) token for transformer sequences, or a flatten.
+ */
+export function addFeatureOutput(model: ModelProto, tensor: string, pooling: Pooling, name: string): void {
+  const g = graphOf(model);
+  if (!tensorNames(model).has(tensor)) {
+    throw new HeadswapError(`tensor '${tensor}' is not in the model; list its tensors with 'headswap inspect'`);
+  }
+  const p = `headswap/feat/${name}/`;
+  const nodes: NodeProto[] = [];
+  let x = tensor;
+  if (pooling === 'avg-nhwc') {
+    nodes.push(node('Transpose', [x], [`${p}nchw`], [attr.ints('perm', [0, 3, 1, 2])]));
+    x = `${p}nchw`;
+  }
+  if (pooling === 'avg-nchw' || pooling === 'avg-nhwc') {
+    nodes.push(node('GlobalAveragePool', [x], [`${p}pooled`]));
+    x = `${p}pooled`;
+  } else if (pooling === 'first-token') {
+    g.initializer = [...(g.initializer ?? []), int64Tensor(`${p}zero`, [], [0])];
+    nodes.push(node('Gather', [x, `${p}zero`], [`${p}token`], [attr.int('axis', 1)]));
+    x = `${p}token`;
+  }
+  nodes.push(node('Flatten', [x], [name], [attr.int('axis', 1)]));
+  g.node.push(...nodes);
+  g.output = [...(g.output ?? []), valueInfo(name, DataType.FLOAT, ['batch', 'features'])];
+}
+
+/** Makes `outputs` the graph's only outputs and drops every node and initializer they do not need. */
+export function keepOutputs(model: ModelProto, outputs: string[]): void {
+  const g = graphOf(model);
+  const known = new Map((g.output ?? []).map((o) => [o.name, o]));
+  const needed = new Set(outputs);
+  const kept = new Set<NodeProto>();
+  // Nodes may be stored out of topological order (the bundled int8 model is): sweep until stable.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const n of g.node) {
+      if (kept.has(n) || !(n.output ?? []).some((o) => needed.has(o))) continue;
+      kept.add(n);
+      for (const inp of n.input ?? []) if (inp) needed.add(inp);
+      grew = true;
+    }
+  }
+  const order = new Map(g.node.map((n, i) => [n, i]));
+  g.node = [...kept].sort((a, b) => order.get(a)! - order.get(b)!);
+  g.initializer = (g.initializer ?? []).filter((t) => needed.has(t.name ?? ''));
+  g.input = (g.input ?? []).filter((i) => needed.has(i.name ?? ''));
+  g.valueInfo = (g.valueInfo ?? []).filter((v) => needed.has(v.name ?? ''));
+  g.output = outputs.map((o) => known.get(o) ?? valueInfo(o, DataType.FLOAT));
+}
+
+/** Weights of a trained head: optional hidden ReLU layer, then a linear layer to the classes. */
+export interface HeadWeights {
+  /** Feature standardization: (x - mean) / std, per dimension. */
+  readonly mean: Float32Array;
+  readonly std: Float32Array;
+  /** Dense layers, row-major `[in, out]` kernels. */
+  readonly layers: readonly { readonly kernel: Float32Array; readonly bias: Float32Array; readonly inputs: number; readonly units: number }[];
+}
+
+/** Appends standardization, the head's dense layers (ReLU between) and a softmax after `features`. */
+export function appendHead(model: ModelProto, features: string, head: HeadWeights, output: string): void {
+  const g = graphOf(model);
+  if (defaultOpset(model) < 7) throw new HeadswapError('backbone ONNX opset is older than 7; re-export it with a newer opset');
+  const p = 'headswap/head/';
+  const dims = head.mean.length;
+  const inits = [floatTensor(`${p}mean`, [1, dims], head.mean), floatTensor(`${p}std`, [1, dims], head.std)];
+  const nodes: NodeProto[] = [
+    node('Sub', [features, `${p}mean`], [`${p}centered`]),
+    node('Div', [`${p}centered`, `${p}std`], [`${p}standardized`]),
+  ];
+  let x = `${p}standardized`;
+  head.layers.forEach((layer, i) => {
+    inits.push(floatTensor(`${p}w${i}`, [layer.inputs, layer.units], layer.kernel));
+    inits.push(floatTensor(`${p}b${i}`, [layer.units], layer.bias));
+    nodes.push(node('Gemm', [x, `${p}w${i}`, `${p}b${i}`], [`${p}dense${i}`]));
+    x = `${p}dense${i}`;
+    if (i < head.layers.length - 1) {
+      nodes.push(node('Relu', [x], [`${p}relu${i}`]));
+      x = `${p}relu${i}`;
+    }
+  });
+  nodes.push(node('Softmax', [x], [output], [attr.int('axis', 1)]));
+  g.initializer = [...(g.initializer ?? []), ...inits];
+  g.node.push(...nodes);
+  g.output = [...(g.output ?? []), valueInfo(output, DataType.FLOAT, ['batch', head.layers.at(-1)?.units ?? 0])];
+}

@@ -1,0 +1,97 @@
+import type { Dirent } from 'node:fs';
+import { opendir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isImageFileName } from './dataset/scan.js';
+import { HeadswapError, describeError } from './errors.js';
+import { topLabels, type Classifier, type ClassifierPrediction } from './export/classifier.js';
+import type { LoadOptions } from './image/preprocess.js';
+import type { RgbImage } from './image/types.js';
+
+export interface PredictFilesOptions extends LoadOptions {
+  readonly top?: number;
+  readonly batchSize?: number;
+  /** Called for each file that cannot be read or decoded; the stream goes on. */
+  readonly onSkip?: (path: string, reason: string) => void;
+}
+
+/** Image files under the given files and folders, folders walked recursively in name order, lazily. */
+export async function* listImages(paths: readonly string[]): AsyncGenerator<string> {
+  for (const path of paths) {
+    let info;
+    try {
+      info = await stat(path);
+    } catch (err) {
+      throw new HeadswapError(`${path}: cannot read (${describeError(err)}); check the path`);
+    }
+    if (info.isDirectory()) yield* walk(path);
+    else yield path;
+  }
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  const entries: Dirent[] = [];
+  for await (const e of await opendir(dir)) entries.push(e);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(path);
+    else if (e.isFile() && isImageFileName(e.name)) yield path;
+  }
+}
+
+/** How a model turns files into class probabilities: used by `predict` and `classify`. */
+export interface ImageModel {
+  readonly labels: readonly string[];
+  load(path: string): Promise<RgbImage>;
+  run(images: readonly RgbImage[]): Promise<Float32Array>;
+}
+
+/**
+ * Predictions for any number of files, streamed batch by batch: only one batch of images is
+ * in memory at a time, and undecodable files are reported through `onSkip` and passed over.
+ */
+export async function* streamPredictions(
+  model: ImageModel,
+  paths: readonly string[],
+  options: { readonly top?: number; readonly batchSize?: number; readonly onSkip?: (path: string, reason: string) => void } = {},
+): AsyncGenerator<ClassifierPrediction> {
+  const batchSize = Math.max(1, options.batchSize ?? 16);
+  const c = model.labels.length;
+  let batch: string[] = [];
+  const flush = async function* (): AsyncGenerator<ClassifierPrediction> {
+    const loaded = await Promise.all(
+      batch.map(async (path) => {
+        try {
+          return { path, image: await model.load(path) };
+        } catch (err) {
+          options.onSkip?.(path, describeError(err));
+          return undefined;
+        }
+      }),
+    );
+    batch = [];
+    const ok = loaded.flatMap((l) => (l ? [l] : []));
+    if (ok.length === 0) return;
+    const probs = await model.run(ok.map((l) => l.image));
+    for (const [i, l] of ok.entries()) {
+      const p = probs.slice(i * c, (i + 1) * c);
+      yield { input: l.path, top: topLabels(p, model.labels, options.top ?? c), probabilities: p };
+    }
+  };
+  for await (const path of listImages(paths)) {
+    batch.push(path);
+    if (batch.length >= batchSize) yield* flush();
+  }
+  if (batch.length > 0) yield* flush();
+}
+
+/** Predictions of an exported headswap model for files and folders (see `streamPredictions`). */
+export function predictFiles(classifier: Classifier, paths: readonly string[], options: PredictFilesOptions = {}): AsyncGenerator<ClassifierPrediction> {
+  const model: ImageModel = {
+    labels: classifier.labels,
+    load: (path) => classifier.loadImage(path, options),
+    run: (images) => classifier.run(images),
+  };
+  return streamPredictions(model, paths, options);
+}

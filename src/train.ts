@@ -1,0 +1,229 @@
+import { relative } from 'node:path';
+import { Backbone, PROBABILITIES, type BackboneOptions } from './backbone/backbone.js';
+import { cacheDir } from './backbone/source.js';
+import { DEFAULT_BACKBONE } from './backbone/zoo.js';
+import { scanDataset, type ImageFile } from './dataset/scan.js';
+import { splitDataset } from './dataset/split.js';
+import { HeadswapError } from './errors.js';
+import { evaluate, type Evaluation } from './evaluate/metrics.js';
+import { PIXELS } from './onnx/edit.js';
+import type { ModelMetadata } from './export/metadata.js';
+import { assertOutputFree, writeModelFolder } from './export/write.js';
+import { FeatureCache, defaultCachePath } from './features/cache.js';
+import { extractFeatures, type ExtractedFeature } from './features/extract.js';
+import { predictHead, trainHead, type Dataset, type HeadOptions, type TrainedHead } from './head/train.js';
+import { sha256 } from './util/fs.js';
+import type { ProgressCallback } from './util/progress.js';
+import { toolVersions } from './util/versions.js';
+
+export interface TrainOptions {
+  /** Folder with one sub-folder of images per class. */
+  readonly data: string;
+  /** A separate folder of the same classes to evaluate on (then `data` is split into train/validation only). */
+  readonly testDir?: string;
+  /** Output model folder; default `<data>.model`. `false` skips the export. */
+  readonly out?: string | false;
+  /** Replace an existing output folder. */
+  readonly force?: boolean;
+  /** Backbone: zoo id, `.onnx` path or http(s) URL. Default: the bundled MobileNetV2. */
+  readonly base?: string;
+  readonly backbone?: BackboneOptions;
+  /** Percent of each class held out for validation (early stopping) and for test. */
+  readonly valPct?: number;
+  readonly testPct?: number;
+  /** Seeds the split and the head's training. */
+  readonly seed?: number;
+  readonly head?: HeadOptions;
+  /** Folder of the feature cache and downloaded models; default $HEADSWAP_CACHE or the user cache dir. */
+  readonly cacheDir?: string;
+  /** Do not read or write the feature cache. */
+  readonly noCache?: boolean;
+  readonly batchSize?: number;
+  readonly pixelLimit?: number;
+  /** Largest k for top-k accuracy (capped at the class count). */
+  readonly topK?: number;
+  readonly onProgress?: ProgressCallback;
+  /** Called for each skipped file and each warning as it happens. */
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface SplitCounts {
+  readonly train: number;
+  readonly validation: number;
+  readonly test: number;
+}
+
+export interface TrainResult {
+  readonly classes: readonly string[];
+  /** Images per class in each split, in class order. */
+  readonly counts: Readonly<Record<string, SplitCounts>>;
+  readonly evaluation: Evaluation;
+  readonly head: TrainedHead;
+  readonly backbone: { readonly id: string; readonly origin: string; readonly sha256: string; readonly featureDims: number };
+  readonly skipped: readonly { readonly path: string; readonly reason: string }[];
+  readonly warnings: readonly string[];
+  /** Feature vectors taken from the cache vs computed by the backbone. */
+  readonly features: { readonly cached: number; readonly computed: number };
+  readonly timings: { readonly featuresMs: number; readonly headMs: number; readonly exportMs: number; readonly totalMs: number; readonly imagesPerSecond: number };
+  readonly out?: string;
+  readonly metadata: ModelMetadata;
+}
+
+interface Labeled {
+  readonly file: ImageFile;
+  readonly feature: ExtractedFeature;
+}
+
+function toDataset(items: readonly Labeled[], classes: number, dims: number): Dataset {
+  const x = new Float32Array(items.length * dims);
+  const y = new Int32Array(items.length);
+  items.forEach((it, i) => {
+    x.set(it.feature.vector, i * dims);
+    y[i] = it.file.label;
+  });
+  return { x, y, n: items.length, d: dims, classes };
+}
+
+/** Drops a trailing slash so `photos/` gives `photos.model`, not `photos/.model`. */
+function defaultOut(data: string): string {
+  return `${data.replace(/[\\/]+$/, '')}.model`;
+}
+
+/**
+ * The whole transfer-learning job: scan the folder, split it, extract (cached) backbone
+ * features, train a new softmax head, evaluate it on held-out photos and export one ONNX graph.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const t0 = performance.now();
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    options.onWarning?.(m);
+  };
+  const seed = options.seed ?? 0;
+  const scanned = await scanDataset(options.data);
+  const testScan = options.testDir ? await scanDataset(options.testDir, { classes: scanned.classes }) : undefined;
+  const classes = scanned.classes;
+  for (const w of [...scanned.warnings, ...(testScan?.warnings ?? [])]) warn(w);
+  const split = splitDataset(scanned.files, classes, {
+    valPct: options.valPct ?? 10,
+    testPct: options.testPct ?? 10,
+    seed,
+    hasSeparateTest: Boolean(testScan),
+  });
+  const testFiles = testScan ? testScan.files : split.test;
+  const out = options.out === false ? undefined : (options.out ?? defaultOut(options.data));
+  // Refuse before the slow part rather than after it.
+  if (out) await assertOutputFree(out, options.force);
+
+  const backbone = await Backbone.load(options.base ?? DEFAULT_BACKBONE, { cacheDir: options.cacheDir, ...options.backbone });
+  const cache = options.noCache ? undefined : FeatureCache.open(defaultCachePath(options.cacheDir ?? cacheDir()));
+  try {
+    const all = [...split.train, ...split.validation, ...testFiles];
+    const tf = performance.now();
+    const extracted = await extractFeatures(backbone, all.map((f) => f.path), {
+      cache,
+      batchSize: options.batchSize,
+      pixelLimit: options.pixelLimit,
+      onProgress: options.onProgress,
+    });
+    const featuresMs = performance.now() - tf;
+    const skipped = [...scanned.skipped, ...(testScan?.skipped ?? []), ...extracted.skipped];
+    for (const s of extracted.skipped) warn(`skipped ${s.path}: ${s.reason}`);
+    const byPath = new Map(extracted.features.map((f) => [f.path, f]));
+    const labeled = (files: readonly ImageFile[]): Labeled[] =>
+      files.flatMap((file) => {
+        const feature = byPath.get(file.path);
+        return feature ? [{ file, feature }] : [];
+      });
+    const trainSet = labeled(split.train);
+    const valSet = labeled(split.validation);
+    const testSet = labeled(testFiles);
+    checkDuplicates([...trainSet, ...valSet], testSet, classes, warn);
+    if (testSet.length === 0) throw new HeadswapError(`${options.testDir ?? options.data}: no readable test images; add photos or give --test-dir`);
+    for (const [c, name] of classes.entries()) {
+      if (!trainSet.some((t) => t.file.label === c)) {
+        throw new HeadswapError(`${options.data}: class '${name}' has no readable training image; add photos to ${name}/`);
+      }
+    }
+
+    const dims = extracted.features[0]!.vector.length;
+    const head = await trainHead(
+      toDataset(trainSet, classes.length, dims),
+      valSet.length > 0 ? toDataset(valSet, classes.length, dims) : undefined,
+      { seed, ...options.head },
+    );
+    const testData = toDataset(testSet, classes.length, dims);
+    const probs = predictHead(head.weights, testData.x, testData.n);
+    const k = classes.length;
+    const evaluation = evaluate(
+      testSet.map((t, i) => ({ file: t.file.path, label: t.file.label, probs: probs.slice(i * k, (i + 1) * k) })),
+      classes,
+      { maxK: options.topK ?? 5 },
+    );
+
+    const counts: Record<string, SplitCounts> = {};
+    for (const [c, name] of classes.entries()) {
+      const n = (set: Labeled[]): number => set.filter((t) => t.file.label === c).length;
+      counts[name] = { train: n(trainSet), validation: n(valSet), test: n(testSet) };
+    }
+    const metadata: ModelMetadata = {
+      format: 'headswap-model',
+      formatVersion: 1,
+      createdAt: new Date().toISOString(),
+      classes,
+      backbone: { id: backbone.id, origin: backbone.source.origin, sha256: backbone.source.sha256, feature: backbone.feature, featureDims: dims },
+      input: { name: PIXELS, dtype: 'uint8', layout: 'NHWC', size: backbone.preprocessing.size },
+      output: { name: PROBABILITIES, kind: 'probabilities' },
+      preprocessing: backbone.preprocessing,
+      metrics: { ...evaluation, misclassified: evaluation.misclassified.map((m) => ({ ...m, file: relative(options.testDir ?? options.data, m.file) })) },
+      training: { head: head.options, bestEpoch: head.bestEpoch, epochs: head.history.length, seed, valPct: options.valPct ?? 10, testPct: testScan ? 0 : (options.testPct ?? 10), testDir: options.testDir ?? null, counts },
+      dataset: { fingerprint: datasetFingerprint([...trainSet, ...valSet, ...testSet], classes), skipped: skipped.length },
+      versions: toolVersions(),
+    };
+    const te = performance.now();
+    if (out) await writeModelFolder(out, { model: backbone.exportModel(head.weights), metadata }, options.force);
+    const exportMs = performance.now() - te;
+    const totalMs = performance.now() - t0;
+    return {
+      classes,
+      counts,
+      evaluation,
+      head,
+      backbone: metadata.backbone,
+      skipped,
+      warnings,
+      features: { cached: extracted.cached, computed: extracted.computed },
+      timings: { featuresMs, headMs: head.millis, exportMs, totalMs, imagesPerSecond: all.length / (featuresMs / 1000) },
+      out,
+      metadata,
+    };
+  } finally {
+    cache?.close();
+    await backbone.release();
+  }
+}
+
+/** Identifies the exact training data: which files (by content) carry which labels. */
+function datasetFingerprint(items: readonly Labeled[], classes: readonly string[]): string {
+  const rows = items.map((t) => `${classes[t.file.label]}\t${t.feature.hash}`).sort();
+  return sha256(rows.join('\n'));
+}
+
+/** The same photo under two classes confuses training; the same photo in train and test inflates the score. */
+function checkDuplicates(trainVal: readonly Labeled[], test: readonly Labeled[], classes: readonly string[], warn: (m: string) => void): void {
+  const seen = new Map<string, Labeled>();
+  for (const t of [...trainVal, ...test]) {
+    const prev = seen.get(t.feature.hash);
+    if (prev && prev.file.label !== t.file.label) {
+      warn(`the same photo is in two classes: ${prev.file.relPath} (${classes[prev.file.label]}) and ${t.file.relPath} (${classes[t.file.label]}); remove one`);
+    }
+    if (!prev) seen.set(t.feature.hash, t);
+  }
+  const trainHashes = new Set(trainVal.map((t) => t.feature.hash));
+  const leaked = test.filter((t) => trainHashes.has(t.feature.hash));
+  if (leaked.length > 0) {
+    warn(`${leaked.length} test photo(s) also appear in training (e.g. ${leaked[0]!.file.relPath}); the test score is optimistic`);
+  }
+}
+

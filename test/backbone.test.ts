@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { Backbone } from '../src/backbone/backbone.js';
+import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
+import { classifyFiles } from '../src/classify.js';
+import { HeadswapError } from '../src/errors.js';
+import { loadRgb } from '../src/image/preprocess.js';
+import { findPenultimate } from '../src/onnx/cut.js';
+import { inspectModel } from '../src/onnx/inspect.js';
+import { DataType, encodeModel, floatTensor, node, readModel, valueInfo } from '../src/onnx/proto.js';
+import { packagePath } from '../src/util/paths.js';
+import { DRESS_1, HAT_1, SHOE_1, SHOE_2 } from './helpers/images.js';
+
+const MODEL = packagePath('models/mobilenet_v2/mobilenetv2-12-int8.onnx');
+// ImageNet classes that are footwear.
+const FOOTWEAR = new Set(['sandal', 'clog, geta, patten, sabot', 'Loafer', 'running shoe', 'cowboy boot', 'sock', 'knee pad']);
+
+let dir: string;
+let backbone: Backbone;
+before(async () => {
+  dir = await mkdtemp(`${tmpdir()}/headswap-backbone-`);
+  backbone = await Backbone.load('mobilenet_v2');
+});
+after(async () => {
+  await backbone.release();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function expectOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof HeadswapError, String(err));
+    assert.match(err.message, pattern);
+    assert.ok(!err.message.includes('\n'), err.message);
+    return true;
+  });
+}
+
+describe('default backbone', () => {
+  it('knows its input, labels and feature cut', () => {
+    assert.equal(backbone.id, 'mobilenet_v2');
+    assert.deepEqual(backbone.preprocessing.size, [224, 224]);
+    assert.equal(backbone.labels?.length, 1000);
+    assert.equal(backbone.labels?.[0], 'tench, Tinca tinca');
+    assert.deepEqual(backbone.feature, { tensor: '627', pooling: 'avg-nchw' });
+  });
+
+  it("classify: the network's own top-1 for the two shoe photos is footwear", async () => {
+    const results = [];
+    for await (const p of classifyFiles([SHOE_1, SHOE_2], { top: 5 })) results.push(p);
+    assert.equal(results.length, 2);
+    for (const r of results) {
+      assert.ok(FOOTWEAR.has(r.top[0]!.label), `${r.input}: ${r.top[0]!.label}`);
+      const sum = r.probabilities.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(sum - 1) < 1e-4, `softmax sums to ${sum}`);
+      assert.ok(r.top[0]!.probability >= r.top[1]!.probability);
+    }
+  });
+
+  it('gives 1280 pooled features, the same alone or in a batch', async () => {
+    const images = await Promise.all([SHOE_1, HAT_1, DRESS_1].map((p) => loadRgb(p, backbone.preprocessing)));
+    const batch = await backbone.features(images);
+    assert.equal(batch.dims, 1280);
+    assert.equal(batch.data.length, 3 * 1280);
+    const single = await backbone.features([images[1]!]);
+    assert.ok(maxAbsDiff(single.data, batch.data.slice(1280, 2560)) < 1e-5);
+    // Pooled ReLU6 activations: non-negative, and different photos differ.
+    assert.ok(batch.data.every((v) => v >= 0 && Number.isFinite(v)));
+    assert.ok(maxAbsDiff(batch.data.slice(0, 1280), batch.data.slice(1280, 2560)) > 0.1);
+  });
+
+  it('finds the same penultimate layer on its own that the zoo documents', async () => {
+    const model = await readModel(MODEL);
+    assert.deepEqual(findPenultimate(model), { tensor: '627', pooling: 'avg-nchw' });
+  });
+
+  it('a copy of the file loads as a custom backbone with identical features', async () => {
+    const copy = `${dir}/my-network.onnx`;
+    await copyFile(MODEL, copy);
+    const custom = await Backbone.load(copy);
+    try {
+      assert.equal(custom.id, 'custom');
+      assert.equal(custom.labels, undefined);
+      assert.deepEqual(custom.preprocessing, IMAGENET_CROP_224);
+      assert.notEqual(custom.fingerprint, '');
+      assert.equal(custom.fingerprint, backbone.fingerprint, 'same bytes, cut and preprocessing: same cache key');
+      const img = await loadRgb(SHOE_1, custom.preprocessing);
+      const a = await custom.features([img]);
+      const b = await backbone.features([img]);
+      assert.ok(maxAbsDiff(a.data, b.data) < 1e-6);
+      await expectOneLine(custom.classify([img]), /no classifier with known labels/);
+    } finally {
+      await custom.release();
+    }
+  });
+
+  it('inspect lists real tensor shapes', async () => {
+    const tensors = await inspectModel(await readModel(MODEL), MODEL);
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    assert.deepEqual(byName.get('627')?.dims, [1, 1280, 7, 7]);
+    assert.deepEqual(byName.get('output')?.dims, [1, 1000]);
+    assert.ok(tensors.length > 60);
+  });
+});
+
+describe('bad backbone sources', () => {
+  it('missing, truncated and non-ONNX files, unknown ids', async () => {
+    await expectOneLine(Backbone.load(`${dir}/nope.onnx`), /nope\.onnx not found/);
+    await expectOneLine(Backbone.load('resnet9000'), /unknown backbone 'resnet9000'/);
+    const truncated = `${dir}/truncated.onnx`;
+    await writeFile(truncated, (await readFile(MODEL)).subarray(0, 100_000));
+    await expectOneLine(Backbone.load(truncated), /truncated\.onnx: not an ONNX model/);
+    const text = `${dir}/text.onnx`;
+    await writeFile(text, 'hello, I am not a neural network\n'.repeat(10));
+    await expectOneLine(Backbone.load(text), /text\.onnx: not an ONNX model/);
+  });
+
+  it('a model whose input is not an image tensor', async () => {
+    const path = `${dir}/tabular.onnx`;
+    const model = {
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: 12 }],
+      graph: {
+        name: 'tabular',
+        node: [node('Gemm', ['x', 'w'], ['y'])],
+        initializer: [floatTensor('w', [10, 2], new Float32Array(20))],
+        input: [valueInfo('x', DataType.FLOAT, ['n', 10])],
+        output: [valueInfo('y', DataType.FLOAT, ['n', 2])],
+      },
+    };
+    await writeFile(path, encodeModel(model as Parameters<typeof encodeModel>[0]));
+    await expectOneLine(Backbone.load(path), /tabular\.onnx: input 'x' is not an image tensor/);
+  });
+});

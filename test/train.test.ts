@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Backbone } from '../src/backbone/backbone.js';
+import { HeadswapError } from '../src/errors.js';
+import { loadClassifier } from '../src/export/classifier.js';
+import { extractFeatures } from '../src/features/extract.js';
+import { predictHead } from '../src/head/train.js';
+import { predictFiles } from '../src/predict.js';
+import { train, type TrainResult } from '../src/train.js';
+import { copySubset } from './helpers/dataset.js';
+import { writeBrokenFiles } from './helpers/images.js';
+
+const CLASSES = ['hat', 'pants', 'shoes'];
+let dir: string;
+let data: string;
+let testDir: string;
+let cacheDir: string;
+let first: TrainResult;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'headswap-train-'));
+  data = join(dir, 'photos');
+  testDir = join(dir, 'held-out');
+  cacheDir = join(dir, 'cache');
+  await copySubset('train', CLASSES, 10, data);
+  await copySubset('test', CLASSES, 8, testDir);
+  await writeBrokenFiles(join(data, 'hat'));
+  first = await train({ data, testDir, cacheDir, seed: 3 });
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+describe('train end to end on real photos', () => {
+  it('learns the classes and evaluates on the separate test folder', () => {
+    assert.deepEqual(first.classes, CLASSES);
+    assert.equal(first.evaluation.count, 24);
+    assert.ok(first.evaluation.top1 >= 0.75, `top-1 ${first.evaluation.top1}`);
+    assert.equal(first.evaluation.confusion.length, 3);
+    assert.deepEqual(first.evaluation.topK.map((t) => t.k), [1, 2, 3]);
+    const [lo, hi] = first.evaluation.top1Ci95;
+    assert.ok(lo < first.evaluation.top1 && first.evaluation.top1 < hi || first.evaluation.top1 === 1);
+    for (const c of CLASSES) assert.equal(first.counts[c]!.test, 8);
+  });
+
+  it('skips broken files with a reason and counts them', () => {
+    const reasons = new Map(first.skipped.map((s) => [s.path.split('/').pop(), s.reason]));
+    assert.match(reasons.get('zero-byte.jpg') ?? '', /empty file/);
+    assert.match(reasons.get('truncated.jpg') ?? '', /cannot decode/);
+    assert.match(reasons.get('not-an-image.jpg') ?? '', /not a readable image/);
+    assert.match(reasons.get('bomb.png') ?? '', /over the limit/);
+    const used = Object.values(first.counts).reduce((a, c) => a + c.train + c.validation, 0);
+    assert.equal(used, 30, 'all 30 real photos used, none of the 4 broken ones');
+  });
+
+  it('writes one model folder whose ONNX graph matches the in-process pipeline', async () => {
+    const out = first.out!;
+    assert.equal(out, `${data}.model`);
+    assert.deepEqual((await readdir(out)).sort(), ['headswap.json', 'labels.json', 'model.onnx']);
+    assert.deepEqual(JSON.parse(await readFile(join(out, 'labels.json'), 'utf8')), CLASSES);
+    const meta = JSON.parse(await readFile(join(out, 'headswap.json'), 'utf8'));
+    assert.equal(meta.backbone.id, 'mobilenet_v2');
+    assert.equal(meta.training.seed, 3);
+    assert.equal(meta.metrics.top1, first.evaluation.top1);
+    assert.match(meta.dataset.fingerprint, /^[0-9a-f]{64}$/);
+
+    const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
+    const backbone = await Backbone.load('mobilenet_v2');
+    const extracted = await extractFeatures(backbone, files);
+    await backbone.release();
+    const d = extracted.features[0]!.vector.length;
+    const x = new Float32Array(files.length * d);
+    extracted.features.forEach((f, i) => x.set(f.vector, i * d));
+    const inProcess = predictHead(first.head.weights, x, files.length);
+
+    const classifier = await loadClassifier(out);
+    const exported: Float32Array[] = [];
+    for await (const p of predictFiles(classifier, [testDir], { batchSize: 5 })) exported.push(p.probabilities);
+    await classifier.release();
+    assert.equal(exported.length, files.length);
+    let maxDiff = 0;
+    exported.forEach((p, i) => p.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - inProcess[i * 3 + j]!)))));
+    assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
+  });
+
+  it('a second run takes every feature from the cache and reproduces the metrics', async () => {
+    const again = await train({ data, testDir, cacheDir, seed: 3, out: join(dir, 'again.model') });
+    assert.equal(again.features.computed, 0);
+    assert.equal(again.features.cached, first.features.cached + first.features.computed);
+    assert.deepEqual(again.evaluation, first.evaluation);
+    const a = await readFile(join(first.out!, 'model.onnx'));
+    const b = await readFile(join(again.out!, 'model.onnx'));
+    assert.ok(a.equals(b), 'byte-identical model.onnx from the same seed');
+  });
+
+  it('refuses an existing output folder unless forced, before any work', async () => {
+    await assert.rejects(train({ data, testDir, cacheDir }), (err: unknown) => err instanceof HeadswapError && /already exists; .*--force/.test(err.message));
+    const forced = await train({ data, testDir, cacheDir, force: true, seed: 4 });
+    assert.equal(forced.out, first.out);
+    assert.ok(!(await readdir(dir)).some((f) => f.includes('.tmp-')), 'no temp folders left');
+  });
+
+  it('splits one folder into train/validation/test when no test folder is given', async () => {
+    const r = await train({ data: testDir, cacheDir, out: false });
+    for (const c of CLASSES) {
+      const n = r.counts[c]!;
+      assert.ok(n.train >= 1 && n.validation >= 1 && n.test >= 1, JSON.stringify(n));
+      assert.equal(n.train + n.validation + n.test, 8);
+    }
+    assert.equal(r.out, undefined);
+    assert.ok(!existsSync(`${testDir}.model`));
+  });
+
+  it('warns when the same photo is in two classes', async () => {
+    const dup = join(dir, 'dup');
+    await copySubset('train', ['hat', 'shoes'], 4, dup);
+    const hat = (await readdir(join(dup, 'hat')))[0]!;
+    await copyFile(join(dup, 'hat', hat), join(dup, 'shoes', 'copy-of-a-hat.jpg'));
+    const warnings: string[] = [];
+    await train({ data: dup, cacheDir, out: false, onWarning: (w) => warnings.push(w) });
+    assert.ok(warnings.some((w) => /same photo is in two classes/.test(w) && w.includes('copy-of-a-hat.jpg')), warnings.join('\n'));
+  });
+
+  it('bad data folders give one clear line', async () => {
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const one = join(dir, 'one-class');
+    await copySubset('train', ['hat'], 3, one);
+    const tiny = join(dir, 'tiny');
+    await copySubset('train', ['hat', 'shoes'], 3, tiny);
+    await rm(join(tiny, 'shoes'), { recursive: true });
+    await copySubset('train', ['shoes'], 1, tiny);
+    const cases: [string, RegExp][] = [
+      [join(dir, 'missing'), /missing/],
+      [empty, /no class sub-folders/],
+      [one, /only one class/],
+      [tiny, /shoes/],
+    ];
+    for (const [path, pattern] of cases) {
+      await assert.rejects(train({ data: path, cacheDir, out: false }), (err: unknown) => {
+        assert.ok(err instanceof HeadswapError, String(err));
+        assert.match(err.message, pattern);
+        assert.ok(!err.message.includes('\n'));
+        return true;
+      });
+    }
+  });
+});
