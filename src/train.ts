@@ -101,6 +101,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     options.onWarning?.(m);
   };
   const seed = options.seed ?? 0;
+  if (!options.testDir && options.testPct === 0) {
+    throw new HeadswapError('--test-pct 0 leaves no photos to score the classifier on; give a separate --test-dir or a test percentage above 0');
+  }
   const scanned = await scanDataset(options.data);
   const testScan = options.testDir ? await scanDataset(options.testDir, { classes: scanned.classes }) : undefined;
   const classes = scanned.classes;

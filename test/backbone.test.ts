@@ -11,6 +11,8 @@ import { findPenultimate } from '../src/onnx/cut.js';
 import { inspectModel } from '../src/onnx/inspect.js';
 import { DataType, encodeModel, floatTensor, node, readModel, valueInfo } from '../src/onnx/proto.js';
 import { packagePath } from '../src/util/paths.js';
+import { getEntry } from '../src/backbone/zoo.js';
+import { startServer } from './helpers/http-server.js';
 import { DRESS_1, HAT_1, SHOE_1, SHOE_2 } from './helpers/images.js';
 
 const MODEL = packagePath('models/mobilenet_v2/mobilenetv2-12-int8.onnx');
@@ -99,6 +101,27 @@ describe('default backbone', () => {
       await expectOneLine(custom.classify([img]), /no classifier with known labels/);
     } finally {
       await custom.release();
+    }
+  });
+
+  it('a zoo entry without a bundled file downloads from its URL into the cache, then runs', async () => {
+    const bytes = await readFile(MODEL);
+    const server = await startServer({ '/mobilenetv2-12-int8.onnx': (_req, res) => res.end(bytes) });
+    try {
+      const { bundled: _bundled, ...online } = getEntry('mobilenet_v2');
+      const entry = { ...online, id: 'mirrored_net', url: `${server.url}/mobilenetv2-12-int8.onnx` };
+      const cache = `${dir}/zoo-cache`;
+      const downloaded = await Backbone.load(entry, { cacheDir: cache });
+      assert.equal(downloaded.source.kind, 'zoo-download');
+      assert.ok(downloaded.source.path.startsWith(cache));
+      const img = await loadRgb(SHOE_1, downloaded.preprocessing);
+      assert.ok(maxAbsDiff((await downloaded.features([img])).data, (await backbone.features([img])).data) < 1e-6);
+      await downloaded.release();
+      const again = await Backbone.load(entry, { cacheDir: cache });
+      await again.release();
+      assert.equal(server.requests.length, 1, 'the second load is served from the cache');
+    } finally {
+      await server.close();
     }
   });
 

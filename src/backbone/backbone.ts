@@ -9,7 +9,7 @@ import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/pro
 import { sha256 } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
 import { readLabels } from './labels.js';
-import { resolveSource, type ResolvedSource } from './source.js';
+import { resolveEntry, resolveSource, type ResolvedSource } from './source.js';
 import type { FeatureCut, ZooEntry } from './types.js';
 import { IMAGENET_CROP_224 } from './zoo.js';
 
@@ -98,8 +98,12 @@ export class Backbone {
     private readonly maxBatch: number,
   ) {}
 
-  static async load(source: string, options: BackboneOptions = {}): Promise<Backbone> {
-    const resolved = await resolveSource(source, { cacheDir: options.cacheDir });
+  /** Loads a zoo id, `.onnx` path or URL, or a zoo entry given whole (e.g. one of your own mirror). */
+  static async load(source: string | ZooEntry, options: BackboneOptions = {}): Promise<Backbone> {
+    const resolved =
+      typeof source === 'string'
+        ? await resolveSource(source, { cacheDir: options.cacheDir })
+        : await resolveEntry(source, { cacheDir: options.cacheDir });
     const model = await readModel(resolved.path);
     const entry = resolved.entry;
     const dims = inputDims(model, resolved.origin);

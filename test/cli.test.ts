@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { packagePath } from '../src/util/paths.js';
+import { copySubset } from './helpers/dataset.js';
+import { PHOTOS, SHOE_1, writeBrokenFiles } from './helpers/images.js';
+
+// The real entry point users run, on the built package (npm test builds it first).
+const BIN = packagePath('bin', 'headswap.js');
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+function headswap(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(r.code, 0);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^headswap: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'headswap-cli-'));
+  env = { ...process.env, HEADSWAP_CACHE: join(dir, 'cache') };
+  assert.ok(existsSync(packagePath('dist', 'cli', 'main.js')), 'run `npm run build` before this test');
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+describe('headswap CLI', () => {
+  it('train, then predict as text, JSON and CSV', async () => {
+    await copySubset('train', ['hat', 'shoes'], 6, join(dir, 'photos'));
+    await copySubset('test', ['hat', 'shoes'], 4, join(dir, 'held-out'));
+    const t = headswap('train', 'photos', '--test-dir', 'held-out', '--json');
+    assert.equal(t.code, 0, t.stderr);
+    const result = JSON.parse(t.stdout);
+    assert.deepEqual(result.classes, ['hat', 'shoes']);
+    assert.equal(result.evaluation.count, 8);
+    assert.equal(result.head.weights, undefined, 'weights stay in model.onnx');
+    assert.ok(existsSync(join(dir, 'photos.model', 'model.onnx')));
+
+    const text = headswap('predict', 'photos.model', 'held-out', '--top', '2');
+    assert.equal(text.code, 0, text.stderr);
+    const rows = text.stdout.trim().split('\n');
+    assert.equal(rows.length, 8);
+    assert.match(rows[0]!, /held-out\/hat\/.*\t(hat|shoes) \d+\.\d%  (hat|shoes) \d+\.\d%$/);
+
+    const json = headswap('predict', 'photos.model', SHOE_1, '--json');
+    const row = JSON.parse(json.stdout.trim());
+    assert.equal(row.file, SHOE_1);
+    assert.equal(row.top[0].label, 'shoes');
+
+    const csv = headswap('predict', 'photos.model', 'held-out/shoes', '--csv', '--top', '1');
+    const lines = csv.stdout.trim().split('\n');
+    assert.equal(lines[0], 'file,label1,p1');
+    assert.equal(lines.length, 5);
+  });
+
+  it('train prints tables and refuses to overwrite without --force', () => {
+    const again = headswap('train', 'photos', '--test-dir', 'held-out');
+    assertOneLineError(again, /photos\.model: already exists; choose another --out or pass --force/);
+    const forced = headswap('train', 'photos', '--test-dir', 'held-out', '--force');
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
+    assert.match(forced.stdout, /confusion matrix/);
+    assert.match(forced.stdout, /features: 0 computed, 20 from cache/);
+  });
+
+  it('predict skips broken files with one line each and goes on', async () => {
+    await writeBrokenFiles(join(dir, 'held-out', 'hat'));
+    const r = headswap('predict', 'photos.model', 'held-out/hat');
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.trim().split('\n').length, 4);
+    const warnings = r.stderr.trim().split('\n');
+    assert.equal(warnings.length, 4, r.stderr);
+    for (const w of warnings) assert.match(w, /^warning: skipped .*held-out\/hat\/(zero-byte|truncated|not-an-image|bomb)/);
+  });
+
+  it('classify shows ImageNet labels of the default backbone', () => {
+    const r = headswap('classify', SHOE_1, '--top', '3');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /sandal|clog|Loafer|running shoe/);
+  });
+
+  it('backbones lists the zoo; inspect shows the feature cut', () => {
+    const b = headswap('backbones');
+    assert.match(b.stdout, /^mobilenet_v2\s+bundled/m);
+    assert.match(b.stdout, /^resnet50\s+download/m);
+    const i = headswap('inspect', 'mobilenet_v2');
+    assert.match(i.stdout, /^627\s+DequantizeLinear\s+float32\s+\[1,1280,7,7\]\s+<- feature cut \(avg-nchw\)/m);
+  });
+
+  it('bad input: one line, non-zero exit, no stack trace', async () => {
+    assertOneLineError(headswap('train', 'no-such-folder'), /no-such-folder/);
+    assertOneLineError(headswap('predict', 'no-such.model', PHOTOS), /not a headswap model folder/);
+    assertOneLineError(headswap('classify', SHOE_1, '--base', 'nonexistent_net'), /unknown backbone 'nonexistent_net'/);
+    assertOneLineError(headswap('classify', SHOE_1, '--base', join(dir, 'missing.onnx')), /missing\.onnx not found/);
+    const usage = headswap('train', 'photos', '--seed', 'abc');
+    assert.notEqual(usage.code, 0);
+    assert.match(usage.stderr, /'abc' is not a whole number/);
+    const meta = JSON.parse(await readFile(join(dir, 'photos.model', 'headswap.json'), 'utf8'));
+    assert.equal(meta.format, 'headswap-model', 'failed runs left the model intact');
+  });
+});
