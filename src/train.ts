@@ -11,7 +11,7 @@ import type { ModelMetadata } from './export/metadata.js';
 import { assertOutputFree, writeModelFolder } from './export/write.js';
 import { FeatureCache, defaultCachePath } from './features/cache.js';
 import { extractFeatures, type ExtractedFeature } from './features/extract.js';
-import { predictHead, trainHead, type Dataset, type HeadOptions, type TrainedHead } from './head/train.js';
+import { fitHead, predictHead, type Dataset, type FitOptions, type TrainedHead } from './head/train.js';
 import { sha256 } from './util/fs.js';
 import type { ProgressCallback } from './util/progress.js';
 import { toolVersions } from './util/versions.js';
@@ -33,7 +33,7 @@ export interface TrainOptions {
   readonly testPct?: number;
   /** Seeds the split and the head's training. */
   readonly seed?: number;
-  readonly head?: HeadOptions;
+  readonly head?: FitOptions;
   /** Folder of the feature cache and downloaded models; default $HEADSWAP_CACHE or the user cache dir. */
   readonly cacheDir?: string;
   /** Do not read or write the feature cache. */
@@ -151,7 +151,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
 
     const dims = extracted.features[0]!.vector.length;
-    const head = await trainHead(
+    const head = await fitHead(
       toDataset(trainSet, classes.length, dims),
       valSet.length > 0 ? toDataset(valSet, classes.length, dims) : undefined,
       { seed, ...options.head },
