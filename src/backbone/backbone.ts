@@ -123,10 +123,21 @@ export class Backbone {
     return sha256(JSON.stringify({ v: FEATURE_GRAPH_VERSION, model: this.source.sha256, feature: this.feature, pre: this.preprocessing }));
   }
 
-  /** The feature graph: uint8 pixels in, `[N, D]` features out; the part of the network after the cut is pruned. */
-  featureModel(): ModelProto {
+  /** A copy of the original ONNX graph. */
+  graph(): ModelProto {
+    return cloneModel(this.model);
+  }
+
+  /** A copy of the network behind the uint8 `pixels` input prefix, for tools that add outputs of their own. */
+  pixelsModel(): ModelProto {
     const m = cloneModel(this.model);
     addPixelsPrefix(m, this.preprocessing);
+    return m;
+  }
+
+  /** The feature graph: uint8 pixels in, `[N, D]` features out; the part of the network after the cut is pruned. */
+  featureModel(): ModelProto {
+    const m = this.pixelsModel();
     addFeatureOutput(m, this.feature.tensor, this.feature.pooling, FEATURES);
     keepOutputs(m, [FEATURES]);
     return m;
@@ -154,8 +165,7 @@ export class Backbone {
       throw new HeadswapError(`${this.source.origin}: this backbone has no classifier with known labels; use 'headswap train' to make one`);
     }
     if (!this.classifySession) {
-      const m = cloneModel(this.model);
-      addPixelsPrefix(m, this.preprocessing);
+      const m = this.pixelsModel();
       m.graph!.node!.push(
         classifier.activation === 'softmax'
           ? node('Softmax', [classifier.tensor], [PROBABILITIES], [attr.int('axis', 1)])

@@ -1,0 +1,29 @@
+import type { CompareResult } from '../compare/types.js';
+import type { Evaluation } from '../evaluate/metrics.js';
+import type { EpochLog } from '../head/train.js';
+
+export type SplitName = 'train' | 'validation' | 'test';
+
+/** Everything the HTML report shows; built from a train result or an exported model folder. */
+export interface ReportInput {
+  readonly title: string;
+  readonly createdAt: string;
+  readonly classes: readonly string[];
+  readonly backbone: { readonly id: string; readonly origin: string; readonly sha256: string; readonly featureDims: number };
+  readonly dataset: {
+    /** Absolute paths; a file that no longer exists is shown without a thumbnail. */
+    readonly files: readonly { readonly path: string; readonly label: number; readonly split: SplitName }[];
+    readonly skipped: readonly { readonly path: string; readonly reason: string }[];
+  };
+  /** Learning curves of the head (train vs validation loss and accuracy per epoch). */
+  readonly history: readonly EpochLog[];
+  readonly bestEpoch: number;
+  /** Held-out evaluation; misclassified files are absolute paths. */
+  readonly evaluation: Evaluation;
+  /** Mean and std over folds when --cv was used. */
+  readonly crossValidation?: { readonly folds: number; readonly top1: { readonly mean: number; readonly std: number }; readonly topK: readonly { readonly k: number; readonly mean: number; readonly std: number }[] };
+  readonly compare?: CompareResult;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly timings: Readonly<Record<string, number>>;
+  readonly versions: Readonly<Record<string, string>>;
+}
