@@ -1,10 +1,11 @@
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { Backbone, PROBABILITIES, type BackboneOptions } from './backbone/backbone.js';
 import { cacheDir } from './backbone/source.js';
 import { DEFAULT_BACKBONE } from './backbone/zoo.js';
 import { scanDataset, type ImageFile } from './dataset/scan.js';
 import { splitDataset } from './dataset/split.js';
 import { HeadswapError } from './errors.js';
+import { crossValidate, type CrossValidation } from './evaluate/cv.js';
 import { evaluate, type Evaluation } from './evaluate/metrics.js';
 import { PIXELS } from './onnx/edit.js';
 import type { ModelMetadata } from './export/metadata.js';
@@ -42,6 +43,10 @@ export interface TrainOptions {
   readonly pixelLimit?: number;
   /** Largest k for top-k accuracy (capped at the class count). */
   readonly topK?: number;
+  /** Also estimate accuracy by stratified K-fold cross-validation over all photos of `data`. */
+  readonly cv?: number;
+  /** Record the run in the history (`headswap runs`); default true when the cache is used. */
+  readonly record?: boolean;
   readonly onProgress?: ProgressCallback;
   /** Called for each skipped file and each warning as it happens. */
   readonly onWarning?: (message: string) => void;
@@ -67,6 +72,11 @@ export interface TrainResult {
   readonly timings: { readonly featuresMs: number; readonly headMs: number; readonly exportMs: number; readonly totalMs: number; readonly imagesPerSecond: number };
   readonly out?: string;
   readonly metadata: ModelMetadata;
+  /** Every photo used, with its split (absolute paths). */
+  readonly files: readonly { readonly path: string; readonly label: number; readonly split: 'train' | 'validation' | 'test' }[];
+  readonly crossValidation?: CrossValidation;
+  /** Id in the run history, when recorded. */
+  readonly runId?: number;
 }
 
 interface Labeled {
@@ -165,6 +175,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       { maxK: options.topK ?? 5 },
     );
 
+    const crossValidation = options.cv
+      ? await crossValidate(
+          [...trainSet, ...valSet, ...(testScan ? [] : testSet)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, vector: t.feature.vector })),
+          classes,
+          options.cv,
+          { ...options.head, seed, maxK: options.topK ?? 5 },
+        )
+      : undefined;
+    const files = [
+      ...trainSet.map((t) => ({ path: t.file.path, label: t.file.label, split: 'train' as const })),
+      ...valSet.map((t) => ({ path: t.file.path, label: t.file.label, split: 'validation' as const })),
+      ...testSet.map((t) => ({ path: t.file.path, label: t.file.label, split: 'test' as const })),
+    ];
+
+    const fingerprint = datasetFingerprint([...trainSet, ...valSet, ...testSet], classes);
     const counts: Record<string, SplitCounts> = {};
     for (const [c, name] of classes.entries()) {
       const n = (set: Labeled[]): number => set.filter((t) => t.file.label === c).length;
@@ -180,14 +205,54 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       output: { name: PROBABILITIES, kind: 'probabilities' },
       preprocessing: backbone.preprocessing,
       metrics: { ...evaluation, misclassified: evaluation.misclassified.map((m) => ({ ...m, file: relative(options.testDir ?? options.data, m.file) })) },
-      training: { head: head.options, bestEpoch: head.bestEpoch, epochs: head.history.length, seed, valPct: options.valPct ?? 10, testPct: testScan ? 0 : (options.testPct ?? 10), testDir: options.testDir ?? null, counts },
-      dataset: { fingerprint: datasetFingerprint([...trainSet, ...valSet, ...testSet], classes), skipped: skipped.length },
+      training: {
+        head: head.options,
+        bestEpoch: head.bestEpoch,
+        epochs: head.history.length,
+        history: head.history,
+        seed,
+        valPct: options.valPct ?? 10,
+        testPct: testScan ? 0 : (options.testPct ?? 10),
+        counts,
+        crossValidation: crossValidation ?? null,
+        timings: { featuresMs, headMs: head.millis },
+      },
+      dataset: {
+        fingerprint,
+        root: resolve(options.data),
+        testDir: options.testDir ? resolve(options.testDir) : null,
+        // Paths relative to their folder, so the record survives moving the data set as a whole.
+        files: files.map((f) => ({ file: relative(f.split === 'test' && options.testDir ? options.testDir : options.data, f.path), label: f.label, split: f.split })),
+        skipped,
+      },
       versions: toolVersions(),
     };
     const te = performance.now();
     if (out) await writeModelFolder(out, { model: backbone.exportModel(head.weights), metadata }, options.force);
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
+    const top = (k: number): number | undefined => evaluation.topK.find((t) => t.k === k)?.accuracy;
+    const runId =
+      cache && options.record !== false
+        ? cache.recordRun({
+            kind: 'train',
+            data: resolve(options.data),
+            testDir: options.testDir ? resolve(options.testDir) : null,
+            base: backbone.source.origin,
+            options: { valPct: options.valPct ?? 10, testPct: testScan ? 0 : (options.testPct ?? 10), cv: options.cv ?? null, ...head.options },
+            fingerprint,
+            metrics: {
+              top1: evaluation.top1,
+              ...(top(5) === undefined ? {} : { top5: top(5)! }),
+              macroF1: evaluation.macroF1,
+              logLoss: evaluation.logLoss,
+              testImages: evaluation.count,
+              ...(crossValidation ? { cvTop1: crossValidation.top1.mean, cvTop1Std: crossValidation.top1.std } : {}),
+            },
+            timings: { total: totalMs / 1000, features: featuresMs / 1000, head: head.millis / 1000, export: exportMs / 1000 },
+            out: out ? resolve(out) : null,
+          })
+        : undefined;
     return {
       classes,
       counts,
@@ -200,6 +265,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       timings: { featuresMs, headMs: head.millis, exportMs, totalMs, imagesPerSecond: all.length / (featuresMs / 1000) },
       out,
       metadata,
+      files,
+      crossValidation,
+      runId,
     };
   } finally {
     cache?.close();

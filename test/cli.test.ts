@@ -72,6 +72,15 @@ describe('headswap CLI', () => {
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
     assert.match(forced.stdout, /features: 0 computed, 20 from cache/);
+    assert.match(forced.stdout, /recorded as run 2 /);
+
+    const runs = JSON.parse(headswap('runs', '--json').stdout);
+    assert.deepEqual(runs.map((r: { id: number }) => r.id), [2, 1]);
+    const diff = headswap('runs', 'diff', '1', '2');
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.match(diff.stdout, /data: same photos and labels/);
+    assert.match(diff.stdout, /options: unchanged/);
+    assertOneLineError(headswap('runs', 'diff', '1', '99'), /no run 99 in the history/);
   });
 
   it('predict skips broken files with one line each and goes on', async () => {

@@ -49,7 +49,7 @@ function escapeRegExp(s: string): string {
 function corruptedMessage(path: string): RegExp {
   return new RegExp(
     `^${escapeRegExp(path)}: feature cache is corrupted \\(.+\\); ` +
-      'delete it to rebuild \\(it only holds cached features\\)$',
+      'delete it to rebuild \\(it holds only cached features and the run history\\)$',
   );
 }
 

@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { Backbone } from '../src/backbone/backbone.js';
 import { HeadswapError } from '../src/errors.js';
 import { loadClassifier } from '../src/export/classifier.js';
+import { FeatureCache, defaultCachePath } from '../src/features/cache.js';
 import { extractFeatures } from '../src/features/extract.js';
+import { diffRuns } from '../src/runs/diff.js';
 import { predictHead } from '../src/head/train.js';
 import { predictFiles } from '../src/predict.js';
 import { train, type TrainResult } from '../src/train.js';
@@ -121,6 +123,33 @@ describe('train end to end on real photos', () => {
     const warnings: string[] = [];
     await train({ data: dup, cacheDir, out: false, onWarning: (w) => warnings.push(w) });
     assert.ok(warnings.some((w) => /same photo is in two classes/.test(w) && w.includes('copy-of-a-hat.jpg')), warnings.join('\n'));
+  });
+
+  it('--cv estimates accuracy over folds and every run lands in the history', async () => {
+    const r = await train({ data, testDir, cacheDir, out: false, cv: 3, seed: 3, head: { l2: 0.1 } });
+    const cv = r.crossValidation!;
+    assert.equal(cv.folds, 3);
+    assert.equal(cv.perFold.length, 3);
+    const mean = cv.perFold.reduce((a, b) => a + b, 0) / 3;
+    assert.ok(Math.abs(mean - cv.top1.mean) < 1e-12);
+    assert.ok(cv.top1.mean > 0.5 && cv.top1.std >= 0);
+    assert.deepEqual(cv.topK.map((t) => t.k), [1, 2, 3]);
+    await assert.rejects(train({ data, testDir, cacheDir, out: false, cv: 11 }), /--cv 11: class '.*' has only 10 photo/);
+
+    const store = FeatureCache.open(defaultCachePath(cacheDir));
+    const runs = store.listRuns();
+    store.close();
+    const latest = runs[0]!;
+    assert.equal(latest.id, r.runId);
+    assert.equal(latest.metrics.top1, r.evaluation.top1);
+    assert.equal(latest.metrics.cvTop1, cv.top1.mean);
+    assert.equal(latest.options.l2, 0.1);
+    const firstRun = runs.find((x) => x.id === first.runId)!;
+    const d = diffRuns(firstRun, latest);
+    assert.ok(d.sameData);
+    assert.deepEqual(d.options.map((o) => o.key).sort(), ['cv', 'l2']);
+    const top1 = d.metrics.find((m) => m.key === 'top1')!;
+    assert.ok(Math.abs(top1.delta! - (r.evaluation.top1 - first.evaluation.top1)) < 1e-12);
   });
 
   it('bad data folders give one clear line', async () => {

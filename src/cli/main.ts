@@ -6,6 +6,7 @@ import { registerDemo } from './demo.js';
 import { registerInspect } from './inspect.js';
 import { reportError } from './output.js';
 import { registerPredict } from './predict.js';
+import { registerRuns } from './runs.js';
 import { registerTrain } from './train.js';
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerClassify(program);
   registerBackbones(program);
   registerInspect(program);
+  registerRuns(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
   return program;
 }

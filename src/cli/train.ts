@@ -25,6 +25,7 @@ interface TrainFlags {
   cacheDir?: string;
   pixelLimit?: number;
   top: number;
+  cv?: number;
   json?: boolean;
 }
 
@@ -47,6 +48,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--cache-dir <dir>', 'feature cache and model downloads (default $HEADSWAP_CACHE or the user cache folder)')
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
+    .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
     .option('--json', 'print the result as JSON on stdout');
 }
 
@@ -79,6 +81,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     noCache: !f.cache,
     pixelLimit: f.pixelLimit,
     topK: f.top,
+    cv: f.cv,
     onProgress: (p) => bar.update(p),
     onWarning: (m) => warn(m),
     ...extra,
@@ -114,11 +117,18 @@ export function formatTrainResult(r: TrainResult): string {
   );
   if (r.skipped.length > 0) lines.push(`skipped ${r.skipped.length} file(s) (listed above)`);
   lines.push('', formatEvaluation(r.evaluation));
+  const cv = r.crossValidation;
+  if (cv) {
+    const ks = cv.topK.filter((t) => t.k > 1).map((t) => ` · top-${t.k} ${percent(t.mean)} ± ${percent(t.std)}`).join('');
+    lines.push(`${cv.folds}-fold cross-validation: top-1 ${percent(cv.top1.mean)} ± ${percent(cv.top1.std)}${ks}`);
+  }
   const smallest = Math.min(...Object.values(r.counts).map((c) => c.test));
   if (smallest < 20) {
     const [lo, hi] = r.evaluation.top1Ci95;
-    lines.push(`note: only ${smallest} test image(s) in the smallest class; top-1 could be anywhere from ${percent(lo)} to ${percent(hi)} (95% CI)`);
+    const hint = cv ? '' : '; add --cv 5 for a steadier estimate';
+    lines.push(`note: only ${smallest} test image(s) in the smallest class; top-1 could be anywhere from ${percent(lo)} to ${percent(hi)} (95% CI)${hint}`);
   }
+  if (r.runId !== undefined) lines.push(`recorded as run ${r.runId} ('headswap runs')`);
   if (r.out) lines.push(`model written to ${r.out}/ (model.onnx, labels.json, headswap.json)`);
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HeadswapError, describeError } from '../errors.js';
+import type { NewRun, RunRecord } from '../runs/types.js';
 
 /** Identifies one cached feature vector. */
 export interface FeatureKey {
@@ -47,6 +48,23 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
         dim INTEGER NOT NULL,
         vector BLOB NOT NULL, -- dim little-endian float32s
         PRIMARY KEY (backbone, image, variant)
+      ) STRICT;`,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        test_dir TEXT,
+        base TEXT NOT NULL,
+        options TEXT NOT NULL, -- JSON
+        fingerprint TEXT NOT NULL,
+        metrics TEXT NOT NULL, -- JSON
+        timings TEXT NOT NULL, -- JSON
+        out TEXT
       ) STRICT;`,
   },
 ];
@@ -174,9 +192,61 @@ export class FeatureCache {
     return counted ?? 0;
   }
 
+  /** Appends a run to the history; returns its id. */
+  recordRun(run: NewRun): number {
+    const insert = this.db.prepare(
+      'INSERT INTO runs (created_at, kind, data, test_dir, base, options, fingerprint, metrics, timings, out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const result = withCacheErrors(this.path, () =>
+      insert.run(new Date().toISOString(), run.kind, run.data, run.testDir, run.base, JSON.stringify(run.options), run.fingerprint, JSON.stringify(run.metrics), JSON.stringify(run.timings), run.out),
+    );
+    return Number(result.lastInsertRowid);
+  }
+
+  /** Recorded runs, newest first. */
+  listRuns(limit = 50): RunRecord[] {
+    const rows = withCacheErrors(this.path, () => this.db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit));
+    return rows.map(decodeRun);
+  }
+
+  getRun(id: number): RunRecord | undefined {
+    const row = withCacheErrors(this.path, () => this.db.prepare<[number], RunRow>('SELECT * FROM runs WHERE id = ?').get(id));
+    return row && decodeRun(row);
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+interface RunRow {
+  id: number;
+  created_at: string;
+  kind: string;
+  data: string;
+  test_dir: string | null;
+  base: string;
+  options: string;
+  fingerprint: string;
+  metrics: string;
+  timings: string;
+  out: string | null;
+}
+
+function decodeRun(r: RunRow): RunRecord {
+  return {
+    id: r.id,
+    createdAt: r.created_at,
+    kind: r.kind === 'compare' ? 'compare' : 'train',
+    data: r.data,
+    testDir: r.test_dir,
+    base: r.base,
+    options: JSON.parse(r.options) as Record<string, unknown>,
+    fingerprint: r.fingerprint,
+    metrics: JSON.parse(r.metrics) as Record<string, number>,
+    timings: JSON.parse(r.timings) as Record<string, number>,
+    out: r.out,
+  };
 }
 
 function migrate(db: Database.Database, path: string, readonly: boolean): void {
@@ -241,7 +311,7 @@ function decodeRow(row: VectorRow): Float32Array | undefined {
 
 function corrupted(path: string, reason: string, cause?: unknown): HeadswapError {
   return new HeadswapError(
-    `${path}: feature cache is corrupted (${reason}); delete it to rebuild (it only holds cached features)`,
+    `${path}: feature cache is corrupted (${reason}); delete it to rebuild (it holds only cached features and the run history)`,
     { cause },
   );
 }

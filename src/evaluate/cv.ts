@@ -1,0 +1,74 @@
+import { splitUnit } from '../dataset/split.js';
+import { HeadswapError } from '../errors.js';
+import { fitHead, predictHead, type Dataset, type FitOptions } from '../head/train.js';
+import { evaluate } from './metrics.js';
+
+export interface CvItem {
+  readonly relPath: string;
+  readonly label: number;
+  readonly vector: Float32Array;
+}
+
+export interface CrossValidation {
+  readonly folds: number;
+  readonly top1: { readonly mean: number; readonly std: number };
+  readonly topK: readonly { readonly k: number; readonly mean: number; readonly std: number }[];
+  /** Top-1 of each fold, in fold order. */
+  readonly perFold: readonly number[];
+}
+
+function meanStd(xs: readonly number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
+}
+
+function toDataset(items: readonly CvItem[], classes: number): Dataset {
+  const d = items[0]!.vector.length;
+  const x = new Float32Array(items.length * d);
+  items.forEach((it, i) => x.set(it.vector, i * d));
+  return { x, y: Int32Array.from(items, (it) => it.label), n: items.length, d, classes };
+}
+
+/**
+ * Stratified K-fold cross-validation of the head on cached features: within each class, files are
+ * ordered by their seeded hash and dealt round-robin into folds, so every fold holds each class in
+ * proportion and the folds depend only on (seed, file paths). Each fold is scored by a head fitted
+ * on the other K-1 folds. With a few photos per class this is a far steadier estimate than one
+ * small test split, and cheap because the backbone never runs again.
+ */
+export async function crossValidate(items: readonly CvItem[], classes: readonly string[], k: number, options: FitOptions & { maxK?: number } = {}): Promise<CrossValidation> {
+  if (!Number.isInteger(k) || k < 2) throw new HeadswapError(`--cv ${k}: give a whole number of folds of at least 2`);
+  const { maxK = 5, ...head } = options;
+  const seed = head.seed ?? 0;
+  const fold = new Map<CvItem, number>();
+  for (let c = 0; c < classes.length; c++) {
+    const inClass = items.filter((it) => it.label === c).sort((a, b) => splitUnit(seed, a.relPath) - splitUnit(seed, b.relPath));
+    if (inClass.length < k) {
+      throw new HeadswapError(`--cv ${k}: class '${classes[c]}' has only ${inClass.length} photo(s); use at most --cv ${Math.max(2, inClass.length)} or add photos`);
+    }
+    inClass.forEach((it, i) => fold.set(it, i % k));
+  }
+  const top1: number[] = [];
+  const topK = new Map<number, number[]>();
+  for (let f = 0; f < k; f++) {
+    const fitOn = items.filter((it) => fold.get(it) !== f);
+    const heldOut = items.filter((it) => fold.get(it) === f);
+    const model = await fitHead(toDataset(fitOn, classes.length), undefined, head);
+    const test = toDataset(heldOut, classes.length);
+    const probs = predictHead(model.weights, test.x, test.n);
+    const c = classes.length;
+    const ev = evaluate(
+      heldOut.map((it, i) => ({ file: it.relPath, label: it.label, probs: probs.slice(i * c, (i + 1) * c) })),
+      classes,
+      { maxK },
+    );
+    top1.push(ev.top1);
+    for (const t of ev.topK) topK.set(t.k, [...(topK.get(t.k) ?? []), t.accuracy]);
+  }
+  return {
+    folds: k,
+    top1: meanStd(top1),
+    topK: [...topK.entries()].map(([kk, accs]) => ({ k: kk, ...meanStd(accs) })),
+    perFold: top1,
+  };
+}
