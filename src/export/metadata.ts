@@ -1,5 +1,30 @@
 import type { FeatureCut } from '../backbone/types.js';
+import type { CrossValidation } from '../evaluate/cv.js';
+import type { Evaluation } from '../evaluate/metrics.js';
+import type { EpochLog, HeadOptions } from '../head/train.js';
 import type { Preprocessing } from '../image/types.js';
+
+export interface TrainingRecord {
+  readonly head: Required<HeadOptions>;
+  readonly bestEpoch: number;
+  readonly epochs: number;
+  readonly history: readonly EpochLog[];
+  readonly seed: number;
+  readonly valPct: number;
+  readonly testPct: number;
+  readonly counts: Readonly<Record<string, { readonly train: number; readonly validation: number; readonly test: number }>>;
+  readonly crossValidation: CrossValidation | null;
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+export interface DatasetRecord {
+  readonly fingerprint: string;
+  /** Absolute folders at training time; file paths below are relative to them. */
+  readonly root: string;
+  readonly testDir: string | null;
+  readonly files: readonly { readonly file: string; readonly label: number; readonly split: 'train' | 'validation' | 'test' }[];
+  readonly skipped: readonly { readonly path: string; readonly reason: string }[];
+}
 
 /** Contents of `headswap.json` in an exported model folder. */
 export interface ModelMetadata {
@@ -19,9 +44,10 @@ export interface ModelMetadata {
   readonly output: { readonly name: string; readonly kind: 'probabilities' };
   /** Resize policy is applied outside the graph; scale/mean/std/layout are inside it (for the record). */
   readonly preprocessing: Preprocessing;
-  readonly metrics?: unknown;
-  readonly training?: unknown;
-  readonly dataset?: unknown;
+  /** Held-out evaluation; misclassified file paths are relative to the test folder. */
+  readonly metrics: Evaluation;
+  readonly training: TrainingRecord;
+  readonly dataset: DatasetRecord;
   readonly versions: Readonly<Record<string, string>>;
 }
 

@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { CompareResult } from '../compare/types.js';
+import { HeadswapError, describeError } from '../errors.js';
+import { METADATA_FILE, type ModelMetadata } from '../export/metadata.js';
+import type { TrainResult } from '../train.js';
+import type { ReportInput } from './types.js';
+
+/** The report of a run that just finished (all paths absolute, still in memory). */
+export function reportFromTrain(r: TrainResult, title: string, compare?: CompareResult): ReportInput {
+  const m = r.metadata;
+  return {
+    title,
+    createdAt: m.createdAt,
+    classes: r.classes,
+    backbone: r.backbone,
+    dataset: { files: r.files, skipped: r.skipped },
+    history: r.head.history,
+    bestEpoch: r.head.bestEpoch,
+    evaluation: r.evaluation,
+    crossValidation: r.crossValidation,
+    compare,
+    options: { ...r.head.options, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
+    timings: { features: r.timings.featuresMs / 1000, head: r.timings.headMs / 1000, export: r.timings.exportMs / 1000, total: r.timings.totalMs / 1000 },
+    versions: m.versions,
+  };
+}
+
+/** The report of an exported model folder, rebuilt from its `headswap.json`. */
+export async function reportFromModel(dir: string): Promise<ReportInput> {
+  const path = join(dir, METADATA_FILE);
+  let m: ModelMetadata;
+  try {
+    m = JSON.parse(await readFile(path, 'utf8')) as ModelMetadata;
+  } catch (err) {
+    throw new HeadswapError(`${path}: cannot read the model description (${describeError(err)}); give a folder written by 'headswap train'`);
+  }
+  if (m.format !== 'headswap-model' || !m.training?.history || !m.dataset?.files) {
+    throw new HeadswapError(`${path}: written by an older headswap without the data the report needs; train again to get a report`);
+  }
+  const testRoot = m.dataset.testDir ?? m.dataset.root;
+  const abs = (f: { file: string; split: string }): string => resolve(f.split === 'test' ? testRoot : m.dataset.root, f.file);
+  return {
+    title: basename(resolve(dir)),
+    createdAt: m.createdAt,
+    classes: m.classes,
+    backbone: m.backbone,
+    dataset: { files: m.dataset.files.map((f) => ({ path: abs(f), label: f.label, split: f.split })), skipped: m.dataset.skipped },
+    history: m.training.history,
+    bestEpoch: m.training.bestEpoch,
+    evaluation: { ...m.metrics, misclassified: m.metrics.misclassified.map((x) => ({ ...x, file: resolve(testRoot, x.file) })) },
+    crossValidation: m.training.crossValidation ?? undefined,
+    options: { ...m.training.head, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
+    timings: Object.fromEntries(Object.entries(m.training.timings).map(([k, v]) => [k.replace(/Ms$/, ''), v / 1000])),
+    versions: m.versions,
+  };
+}
