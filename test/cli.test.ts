@@ -107,6 +107,14 @@ describe('headswap CLI', () => {
     assert.match(i.stdout, /^627\s+DequantizeLinear\s+float32\s+\[1,1280,7,7\]\s+<- feature cut \(avg-nchw\)/m);
   });
 
+  it('explain writes the layer sheet as PNG and HTML', () => {
+    const r = headswap('explain', SHOE_1, '--out', 'shoe.explain.png', '--channels', '3');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(dir, 'shoe.explain.png')));
+    assert.ok(existsSync(join(dir, 'shoe.explain.html')));
+    assert.match(r.stdout, /layer 4/);
+  });
+
   it('bad input: one line, non-zero exit, no stack trace', async () => {
     assertOneLineError(headswap('train', 'no-such-folder'), /no-such-folder/);
     assertOneLineError(headswap('predict', 'no-such.model', PHOTOS), /not a headswap model folder/);

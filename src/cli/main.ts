@@ -3,6 +3,7 @@ import { HEADSWAP_VERSION } from '../util/versions.js';
 import { registerBackbones } from './backbones.js';
 import { registerClassify } from './classify.js';
 import { registerDemo } from './demo.js';
+import { registerExplain } from './explain.js';
 import { registerInspect } from './inspect.js';
 import { reportError } from './output.js';
 import { registerPredict } from './predict.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerBackbones(program);
   registerInspect(program);
   registerRuns(program);
+  registerExplain(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
   return program;
 }
