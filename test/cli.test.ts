@@ -64,15 +64,22 @@ describe('headswap CLI', () => {
     assert.equal(lines.length, 5);
   });
 
-  it('train prints tables and refuses to overwrite without --force', () => {
+  it('train prints tables, writes the report, refuses to overwrite without --force', async () => {
     const again = headswap('train', 'photos', '--test-dir', 'held-out');
     assertOneLineError(again, /photos\.model: already exists; choose another --out or pass --force/);
-    const forced = headswap('train', 'photos', '--test-dir', 'held-out', '--force');
+    const forced = headswap('train', 'photos', '--test-dir', 'held-out', '--force', '--report');
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
     assert.match(forced.stdout, /features: 0 computed, 20 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);
+    assert.match(forced.stderr, /report written to photos\.model\/report\.html/);
+    for (const f of ['report.html', 'confusion.png', 'learningCurves.png']) assert.ok(existsSync(join(dir, 'photos.model', f)), f);
+    const rebuilt = headswap('report', 'photos.model', '--out', 'again.html');
+    assert.equal(rebuilt.code, 0, rebuilt.stderr);
+    const page = await readFile(join(dir, 'again.html'), 'utf8');
+    assert.match(page, /Confusion/);
+    assert.doesNotMatch(page, /src="https?:/);
 
     const runs = JSON.parse(headswap('runs', '--json').stdout);
     assert.deepEqual(runs.map((r: { id: number }) => r.id), [2, 1]);

@@ -7,6 +7,7 @@ import { registerExplain } from './explain.js';
 import { registerInspect } from './inspect.js';
 import { reportError } from './output.js';
 import { registerPredict } from './predict.js';
+import { registerReport } from './report.js';
 import { registerRuns } from './runs.js';
 import { registerTrain } from './train.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerBackbones(program);
   registerInspect(program);
   registerRuns(program);
+  registerReport(program);
   registerExplain(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
   return program;

@@ -1,8 +1,11 @@
+import { basename, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import { reportFromTrain } from '../report/input.js';
+import { writeReport } from '../report/write.js';
 import { formatEvaluation, table } from '../evaluate/format.js';
 import type { HeadOptions } from '../head/train.js';
 import { train, type TrainOptions, type TrainResult } from '../train.js';
-import { percent, progressBar, warn } from './output.js';
+import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
 interface TrainFlags {
@@ -26,6 +29,7 @@ interface TrainFlags {
   pixelLimit?: number;
   top: number;
   cv?: number;
+  report?: boolean;
   json?: boolean;
 }
 
@@ -49,6 +53,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
     .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
+    .option('--report', 'also write report.html (plots, confusions with thumbnails) into the model folder')
     .option('--json', 'print the result as JSON on stdout');
 }
 
@@ -88,6 +93,10 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
   }).finally(() => bar.stop());
   if (f.json) process.stdout.write(`${JSON.stringify(resultJson(result), null, 2)}\n`);
   else process.stdout.write(`${formatTrainResult(result)}\n`);
+  // The CLI always exports, so there is a model folder to write the report into.
+  if (f.report && result.out) {
+    info(`report written to ${await writeReport(reportFromTrain(result, basename(resolve(data))), result.out)}`);
+  }
 }
 
 /** The result without typed arrays (weights live in model.onnx). */
