@@ -1,9 +1,11 @@
-import type { Dirent } from 'node:fs';
+import { existsSync, type Dirent } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isImageFileName } from './dataset/scan.js';
 import { HeadswapError, describeError } from './errors.js';
-import { topLabels, type Classifier, type ClassifierPrediction } from './export/classifier.js';
+import { loadClassifier, topLabels, type Classifier, type ClassifierPrediction } from './export/classifier.js';
+import { METADATA_FILE } from './export/metadata.js';
+import { loadTeachableMachine } from './import/teachable.js';
 import type { LoadOptions } from './image/preprocess.js';
 import type { RgbImage } from './image/types.js';
 
@@ -86,12 +88,43 @@ export async function* streamPredictions(
   if (batch.length > 0) yield* flush();
 }
 
+/** A model folder opened for `predict`: a headswap export, or a Teachable Machine image export. */
+export interface Predictor {
+  readonly model: ImageModel;
+  readonly kind: 'headswap' | 'teachable-machine';
+  release(): Promise<void>;
+}
+
+/**
+ * Opens `dir` for prediction. A folder with `headswap.json` is a headswap model; one with
+ * Teachable Machine's `metadata.json` + `model.json` is converted to ONNX once (cached) and run
+ * the same way, with Teachable Machine's own crop and scaling.
+ */
+export async function openPredictor(dir: string, options: LoadOptions & { cacheDir?: string } = {}): Promise<Predictor> {
+  const isTeachable = !existsSync(join(dir, METADATA_FILE)) && existsSync(join(dir, 'metadata.json')) && existsSync(join(dir, 'model.json'));
+  if (isTeachable) {
+    const tm = await loadTeachableMachine(dir, options.cacheDir ? { cacheDir: options.cacheDir } : {});
+    const model: ImageModel = {
+      labels: tm.labels,
+      load: (path) => tm.loadImage(path, options),
+      run: async (images) => {
+        const rows = await tm.predict(images);
+        const out = new Float32Array(rows.length * tm.labels.length);
+        rows.forEach((r, i) => out.set(r.probabilities, i * tm.labels.length));
+        return out;
+      },
+    };
+    return { model, kind: 'teachable-machine', release: () => tm.release() };
+  }
+  const classifier = await loadClassifier(dir);
+  return { model: classifierModel(classifier, options), kind: 'headswap', release: () => classifier.release() };
+}
+
+function classifierModel(classifier: Classifier, options: LoadOptions): ImageModel {
+  return { labels: classifier.labels, load: (path) => classifier.loadImage(path, options), run: (images) => classifier.run(images) };
+}
+
 /** Predictions of an exported headswap model for files and folders (see `streamPredictions`). */
 export function predictFiles(classifier: Classifier, paths: readonly string[], options: PredictFilesOptions = {}): AsyncGenerator<ClassifierPrediction> {
-  const model: ImageModel = {
-    labels: classifier.labels,
-    load: (path) => classifier.loadImage(path, options),
-    run: (images) => classifier.run(images),
-  };
-  return streamPredictions(model, paths, options);
+  return streamPredictions(classifierModel(classifier, options), paths, options);
 }

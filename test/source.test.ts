@@ -285,7 +285,8 @@ describe('local files', () => {
     await rejectsWith(resolveSource(cache + '/'), cache, 'is a directory');
     const json = join(cache, 'model.json');
     await writeFile(json, '{}');
-    await rejectsWith(resolveSource(json), json, 'TF.js model.json is not supported yet; convert it to ONNX');
+    // A .json path is taken as a TF.js model to convert; an empty one is refused by the importer.
+    await assert.rejects(resolveSource(json, { cacheDir: cache }), (err: unknown) => err instanceof HeadswapError && err.message.includes(json));
     const pb = join(cache, 'model.pb');
     await writeFile(pb, '');
     await rejectsWith(resolveSource(pb), pb, 'not an .onnx file');

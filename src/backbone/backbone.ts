@@ -11,6 +11,12 @@ import { packagePath } from '../util/paths.js';
 import { readLabels } from './labels.js';
 import { resolveEntry, resolveSource, type ResolvedSource } from './source.js';
 import type { FeatureCut, ZooEntry } from './types.js';
+
+/** The network's own classifier output and whether softmax still has to be applied to it. */
+type Classifier = Pick<NonNullable<ZooEntry['classifier']>, 'tensor' | 'activation'>;
+
+/** TF.js image models mostly take pixels scaled to [0, 1] (the import issue's default). */
+const TFJS_DEFAULTS: Partial<Preprocessing> = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
 import { IMAGENET_CROP_224 } from './zoo.js';
 
 export interface BackboneOptions {
@@ -89,11 +95,11 @@ export class Backbone {
     readonly id: string,
     readonly source: ResolvedSource,
     readonly preprocessing: Preprocessing,
-    readonly feature: FeatureCut,
+    private readonly cut: FeatureCut | undefined,
     readonly labels: readonly string[] | undefined,
     private readonly model: ModelProto,
     private readonly threads: number | undefined,
-    private readonly classifier: ZooEntry['classifier'],
+    private readonly classifier: Classifier | undefined,
     /** Some exports fix the batch dimension at 1 (EfficientNet-Lite4): those run one image at a time. */
     private readonly maxBatch: number,
   ) {}
@@ -109,13 +115,30 @@ export class Backbone {
     const dims = inputDims(model, resolved.origin);
     const preprocessing = entry
       ? { ...entry.preprocessing, ...options.preprocessing }
-      : customPreprocessing(dims, options.preprocessing, resolved.origin);
+      : customPreprocessing(dims, resolved.tfjs ? { ...TFJS_DEFAULTS, ...options.preprocessing } : options.preprocessing, resolved.origin);
+    // Undefined when the graph has no recognisable classifier: classify still works, features ask for --feature.
     const feature = options.feature ?? entry?.feature ?? findPenultimate(model);
-    if (!feature) {
-      throw new HeadswapError(`${resolved.origin}: no classifier layer found to cut before; name the feature tensor with --feature (see 'headswap inspect')`);
+    let classifier: Classifier | undefined;
+    let labels: readonly string[] | undefined;
+    if (entry?.classifier) {
+      classifier = entry.classifier;
+      labels = await readLabels(packagePath(entry.classifier.labels));
+    } else if (resolved.tfjs?.labels && resolved.tfjs.outputs[0]) {
+      // A TF.js model with labels.txt beside it: its first output is its classifier.
+      const tensor = resolved.tfjs.outputs[0];
+      const producer = model.graph?.node?.find((n) => n.output?.includes(tensor));
+      classifier = { tensor, activation: producer?.opType === 'Softmax' ? 'none' : 'softmax' };
+      labels = resolved.tfjs.labels;
     }
-    const labels = entry?.classifier ? await readLabels(packagePath(entry.classifier.labels)) : undefined;
-    return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, entry?.classifier, dims[0] === 1 ? 1 : Infinity);
+    return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, classifier, dims[0] === 1 ? 1 : Infinity);
+  }
+
+  /** Where features are taken: the zoo's cut, `--feature`, or the tensor before the final pooling. */
+  get feature(): FeatureCut {
+    if (!this.cut) {
+      throw new HeadswapError(`${this.source.origin}: no classifier layer found to cut before; name the feature tensor with --feature (see 'headswap inspect')`);
+    }
+    return this.cut;
   }
 
   /** Identifies everything that decides a feature vector: cached features are keyed by it. */

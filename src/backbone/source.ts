@@ -11,6 +11,7 @@ import envPaths from 'env-paths';
 import { HeadswapError, describeError } from '../errors.js';
 import { sha256, sha256File, tempSibling } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
+import { importTfjs } from '../import/import-tfjs.js';
 import type { ZooEntry } from './types.js';
 import { findEntry, getEntry } from './zoo.js';
 
@@ -18,10 +19,12 @@ export interface ResolvedSource {
   /** Absolute path of the local ONNX file. */
   path: string;
   sha256: string;
-  kind: 'zoo-bundled' | 'zoo-download' | 'file' | 'url';
+  kind: 'zoo-bundled' | 'zoo-download' | 'file' | 'url' | 'tfjs';
   entry?: ZooEntry;
   /** Zoo id, path or URL as the user gave it. */
   origin: string;
+  /** For a TF.js model converted to ONNX: its output tensors and the labels.txt beside it. */
+  tfjs?: { outputs: string[]; labels?: string[] };
 }
 
 export type ProgressFn = (received: number, total: number | undefined) => void;
@@ -63,12 +66,13 @@ export async function resolveSource(source: string, options: ResolveOptions = {}
     checkExpected(entry.id, entry.sha256, expected);
     return resolveEntry(entry, options);
   }
+  if (/^https?:\/\/[^?#]*\.json([?#].*)?$/i.test(source)) return resolveTfjs(source, options);
   if (/^https?:\/\//i.test(source)) return resolveUrl(source, options);
-  if (/^file:\/\//i.test(source)) return resolveFile(fileURLToPath(source), source, expected);
+  if (/^file:\/\//i.test(source)) return resolveFile(fileURLToPath(source), source, expected, options);
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(source)) {
     throw new HeadswapError(`unsupported URL '${source}'; give an http(s) URL, a .onnx file path or a zoo id`);
   }
-  return resolveFile(source, source, expected);
+  return resolveFile(source, source, expected, options);
 }
 
 /** Resolves one zoo entry: its bundled file, or its download in the cache. Exported so tests can inject entries. */
@@ -102,7 +106,19 @@ async function resolveUrl(url: string, options: ResolveOptions): Promise<Resolve
   return { path, sha256: actual, kind: 'url', origin: url };
 }
 
-async function resolveFile(given: string, origin: string, expected: string | undefined): Promise<ResolvedSource> {
+/** A TF.js model (folder, model.json or its URL), converted once to ONNX and cached by content. */
+async function resolveTfjs(source: string, options: ResolveOptions): Promise<ResolvedSource> {
+  const imported = await importTfjs(source, { cacheDir: options.cacheDir ?? cacheDir() });
+  return {
+    path: imported.onnxPath,
+    sha256: imported.sha256,
+    kind: 'tfjs',
+    origin: source,
+    tfjs: { outputs: imported.outputs, ...(imported.labels ? { labels: imported.labels } : {}) },
+  };
+}
+
+async function resolveFile(given: string, origin: string, expected: string | undefined, options: ResolveOptions = {}): Promise<ResolvedSource> {
   const path = resolvePath(given);
   let stats: Stats;
   try {
@@ -114,12 +130,13 @@ async function resolveFile(given: string, origin: string, expected: string | und
     }
     throw new HeadswapError(`cannot read model file ${path}: ${describeError(err)}; check its permissions`, { cause: err });
   }
-  if (stats.isDirectory()) throw new HeadswapError(`${path} is a directory; give the path of the .onnx model file itself`);
+  if (stats.isDirectory()) {
+    if (await isFile(join(path, 'model.json'))) return resolveTfjs(path, { cacheDir: options.cacheDir });
+    throw new HeadswapError(`${path} is a directory; give the path of the .onnx model file itself (or of a TF.js model folder with model.json)`);
+  }
   if (!stats.isFile()) throw new HeadswapError(`${path} is not a regular file; give the path of a .onnx model file`);
+  if (/\.json$/i.test(path)) return resolveTfjs(path, { cacheDir: options.cacheDir });
   if (!/\.onnx$/i.test(path)) {
-    if (/\.json$/i.test(path)) {
-      throw new HeadswapError(`${path}: TF.js model.json is not supported yet; convert it to ONNX (e.g. with tf2onnx) and give the .onnx file`);
-    }
     throw new HeadswapError(`${path} is not an .onnx file; headswap runs ONNX models: export or convert the model to ONNX (e.g. torch.onnx.export, tf2onnx)`);
   }
   let actual: string;

@@ -1,23 +1,25 @@
 import type { Command } from 'commander';
 import { classifyFiles } from '../classify.js';
 import { HeadswapError } from '../errors.js';
+import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
 import { warn } from './output.js';
 import { int } from './parse.js';
 import { writePredictions } from './predictions.js';
 
-interface Flags {
-  base: string;
+interface Flags extends BackboneFlags {
   top: number;
   json?: boolean;
   csv?: boolean;
 }
 
 export function registerClassify(program: Command): void {
-  program
-    .command('classify')
-    .description("the pretrained backbone's own predictions (ImageNet's 1000 classes for the default)")
-    .argument('<paths...>', 'image files and folders')
-    .option('--base <id|path|url>', 'backbone with its own classifier', 'mobilenet_v2')
+  addBackboneOptions(
+    program
+      .command('classify')
+      .description("the pretrained backbone's own predictions (ImageNet's 1000 classes for the default)")
+      .argument('<paths...>', 'image files and folders'),
+    'backbone with its own classifier and labels (zoo id, .onnx, TF.js folder with labels.txt, or URL)',
+  )
     .option('--top <k>', 'how many classes per image', int(1, 1000), 5)
     .option('--json', 'one JSON object per line')
     .option('--csv', 'CSV with a header row')
@@ -27,6 +29,7 @@ export function registerClassify(program: Command): void {
       let skipped = 0;
       const stream = classifyFiles(paths, {
         base: f.base,
+        backbone: backboneOptions(f),
         top: f.top,
         onSkip: (path, reason) => {
           skipped++;

@@ -1,26 +1,35 @@
 import type { Command } from 'commander';
-import { Backbone } from '../backbone/backbone.js';
+import { resolveSource } from '../backbone/source.js';
 import { table } from '../evaluate/format.js';
+import { findPenultimate } from '../onnx/cut.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { readModel } from '../onnx/proto.js';
+import { addPreprocessingOptions, type BackboneFlags } from './backbone-options.js';
 
 export function registerInspect(program: Command): void {
-  program
-    .command('inspect')
-    .description('list the tensors of an ONNX model with their shapes, and the default feature cut')
-    .argument('<model>', 'zoo id, .onnx file or URL')
+  addPreprocessingOptions(
+    program
+      .command('inspect')
+      .description('list the tensors of a model (ONNX, or TF.js converted) with their shapes, and the default feature cut')
+      .argument('<model>', 'zoo id, .onnx file, TF.js model folder/model.json, or URL'),
+  )
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  headswap inspect mobilenet_v2   # then: headswap train photos --base my.onnx --feature <tensor>')
-    .action(async (source: string, f: { json?: boolean }) => {
-      const backbone = await Backbone.load(source);
-      const tensors = await inspectModel(await readModel(backbone.source.path), backbone.source.origin);
-      const cut = backbone.feature;
+    .addHelpText('after', '\nExample:\n  headswap inspect ./darknet   # then: headswap train photos --base ./darknet --feature leaky_re_lu_14')
+    .action(async (source: string, f: BackboneFlags & { json?: boolean }) => {
+      const resolved = await resolveSource(source);
+      const model = await readModel(resolved.path);
+      const cut = f.feature ?? resolved.entry?.feature ?? findPenultimate(model);
+      const tensors = await inspectModel(model, resolved.origin);
       if (f.json) {
-        process.stdout.write(`${JSON.stringify({ source: backbone.source.origin, sha256: backbone.source.sha256, preprocessing: backbone.preprocessing, feature: cut, tensors }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ source: resolved.origin, sha256: resolved.sha256, onnx: resolved.path, feature: cut ?? null, tensors }, null, 2)}\n`);
         return;
       }
-      const rows = tensors.map((t) => [t.name, t.op, t.type, `[${t.dims.join(',')}]`, t.name === cut.tensor ? `<- feature cut (${cut.pooling})` : '']);
+      const rows = tensors.map((t) => [t.name, t.op, t.type, `[${t.dims.join(',')}]`, t.name === cut?.tensor ? `<- feature cut (${cut.pooling})` : '']);
       process.stdout.write(`${table([['tensor', 'op', 'type', 'shape', ''], ...rows])}\n`);
-      process.stdout.write(`${tensors.length} tensors; default feature: '${cut.tensor}' pooled by ${cut.pooling}\n`);
+      process.stdout.write(
+        cut
+          ? `${tensors.length} tensors; default feature: '${cut.tensor}' pooled by ${cut.pooling}\n`
+          : `${tensors.length} tensors; no classifier layer found to cut before: pick a feature tensor and pass it as --feature <tensor>\n`,
+      );
     });
 }

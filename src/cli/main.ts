@@ -4,6 +4,7 @@ import { registerBackbones } from './backbones.js';
 import { registerClassify } from './classify.js';
 import { registerDemo } from './demo.js';
 import { registerExplain } from './explain.js';
+import { registerImport } from './import.js';
 import { registerInspect } from './inspect.js';
 import { reportError } from './output.js';
 import { registerPredict } from './predict.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerReport(program);
   registerExplain(program);
+  registerImport(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
   return program;
 }

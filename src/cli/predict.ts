@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { HeadswapError } from '../errors.js';
-import { loadClassifier } from '../export/classifier.js';
-import { predictFiles } from '../predict.js';
+import { openPredictor, streamPredictions } from '../predict.js';
 import { warn } from './output.js';
 import { int } from './parse.js';
 import { writePredictions } from './predictions.js';
@@ -17,7 +16,7 @@ export function registerPredict(program: Command): void {
   program
     .command('predict')
     .description('classify images with a model folder written by train')
-    .argument('<model>', 'model folder (holds model.onnx and headswap.json)')
+    .argument('<model>', "model folder written by 'headswap train', or a Teachable Machine image export (model.json, weights.bin, metadata.json)")
     .argument('<paths...>', 'image files and folders (walked recursively)')
     .option('--top <k>', 'how many classes to show per image', int(1, 1000), 3)
     .option('--json', 'one JSON object per line')
@@ -26,21 +25,20 @@ export function registerPredict(program: Command): void {
     .addHelpText('after', '\nExamples:\n  headswap predict ./photos.model ./new-images/ --top 3\n  headswap predict ./photos.model a.jpg b.png --csv > predictions.csv')
     .action(async (model: string, paths: string[], f: Flags) => {
       if (f.json && f.csv) throw new HeadswapError('--json and --csv exclude each other; pick one');
-      const classifier = await loadClassifier(model);
+      const predictor = await openPredictor(model, { pixelLimit: f.pixelLimit });
       let skipped = 0;
       try {
-        const stream = predictFiles(classifier, paths, {
+        const stream = streamPredictions(predictor.model, paths, {
           top: f.top,
-          pixelLimit: f.pixelLimit,
           onSkip: (path, reason) => {
             skipped++;
             warn(`skipped ${path}: ${reason}`);
           },
         });
-        const n = await writePredictions(stream, f.json ? 'json' : f.csv ? 'csv' : 'text', Math.min(f.top, classifier.labels.length));
+        const n = await writePredictions(stream, f.json ? 'json' : f.csv ? 'csv' : 'text', Math.min(f.top, predictor.model.labels.length));
         if (n === 0) throw new HeadswapError(`no image could be classified in ${paths.join(', ')}${skipped ? ` (${skipped} skipped)` : ''}`);
       } finally {
-        await classifier.release();
+        await predictor.release();
       }
     });
 }

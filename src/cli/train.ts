@@ -5,14 +5,14 @@ import { writeReport } from '../report/write.js';
 import { formatEvaluation, table } from '../evaluate/format.js';
 import type { HeadOptions } from '../head/train.js';
 import { train, type TrainOptions, type TrainResult } from '../train.js';
+import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
-interface TrainFlags {
+interface TrainFlags extends BackboneFlags {
   testDir?: string;
   out?: string;
   force?: boolean;
-  base?: string;
   valPct: number;
   testPct: number;
   seed: number;
@@ -35,8 +35,7 @@ interface TrainFlags {
 
 /** Options shared by `train` and `demo`. */
 export function addTrainOptions(cmd: Command): Command {
-  return cmd
-    .option('--base <id|path|url>', "backbone: zoo id ('headswap backbones'), .onnx file or URL", 'mobilenet_v2')
+  return addBackboneOptions(cmd)
     .option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), 10)
     .option('--test-pct <n>', 'percent of each class held out for the test score', num(0, 50), 10)
     .option('--seed <n>', 'seed for the split and the head training', int(0), 0)
@@ -78,6 +77,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     out: f.out,
     force: f.force,
     base: f.base,
+    backbone: backboneOptions(f),
     valPct: f.valPct,
     testPct: f.testPct,
     seed: f.seed,

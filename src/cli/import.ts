@@ -1,0 +1,47 @@
+import { copyFile, rename, rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { HeadswapError, describeError } from '../errors.js';
+import { importTfjs } from '../import/index.js';
+import { tempSibling } from '../util/fs.js';
+
+function size(value: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(value);
+  const h = Number(m?.[1]);
+  const w = Number(m?.[2] ?? m?.[1]);
+  if (!m || !(h > 0 && w > 0)) throw new InvalidArgumentError(`'${value}' is not a size like 224x224 (height x width).`);
+  return [h, w];
+}
+
+export function registerImport(program: Command): void {
+  program
+    .command('import')
+    .description('convert a TensorFlow.js model (layers-model or graph-model) to ONNX, to train on it with --base')
+    .argument('<src>', 'TF.js model folder, its model.json, or an http(s) URL of a model.json')
+    .argument('<out>', 'ONNX file to write')
+    .option('--size <HxW>', "input size, for models whose input size is open (e.g. 224x224)", size)
+    .option('--force', 'replace <out> if it exists')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  headswap import ./darknet-tiny darknet.onnx && headswap inspect darknet.onnx')
+    .action(async (src: string, out: string, f: { size?: [number, number]; force?: boolean; json?: boolean }) => {
+      const dest = resolve(out);
+      if (!f.force && (await stat(dest).catch(() => undefined))) throw new HeadswapError(`${dest} exists; give another path or --force to replace it`);
+      const result = await importTfjs(src, f.size ? { inputSize: f.size } : {});
+      // The converted model lives in the cache; the copy goes to a temp file first so <out> is never half-written.
+      const tmp = tempSibling(dest);
+      try {
+        await copyFile(result.onnxPath, tmp);
+        await rename(tmp, dest);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw new HeadswapError(`cannot write ${dest}: ${describeError(err)}`, { cause: err });
+      }
+      if (f.json) {
+        process.stdout.write(`${JSON.stringify({ ...result, onnxPath: dest, cached: result.onnxPath }, null, 2)}\n`);
+        return;
+      }
+      const [h, w] = result.inputSize;
+      const labels = result.labels ? `; ${result.labels.length} labels` : '';
+      process.stdout.write(`${dest}: ${result.format} converted to ONNX; input '${result.input}' float32 [N,${h},${w},C] NHWC in the model's own value range; outputs ${result.outputs.map((o) => `'${o}'`).join(', ')}${labels}; inner image tensors are NCHW, named after their TF.js layers/nodes\n`);
+    });
+}
