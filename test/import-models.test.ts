@@ -20,6 +20,7 @@ import ort from 'onnxruntime-node';
 import { Backbone } from '../src/backbone/backbone.js';
 import { loadRgb } from '../src/image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../src/image/types.js';
+import { openPredictor, streamPredictions } from '../src/predict.js';
 import { NSFWJS_LABELS, convertTfjs, importTfjs, loadTeachableMachine, nsfwjsModelDir, readTfjsFolder, teachablePreprocessing, type TfjsArtifacts } from '../src/import/index.js';
 import { encodeModel } from '../src/onnx/proto.js';
 import { packagePath } from '../src/util/paths.js';
@@ -186,6 +187,22 @@ describe('Teachable Machine export', () => {
       assert.equal(p.top.length, 3);
       assert.equal(p.top[0]!.label, labels[want[i]!.indexOf(Math.max(...want[i]!))]);
       want[i]!.forEach((v, k) => assert.ok(Math.abs(p.probabilities[k]! - v) <= 1e-4, `${photos[i]} ${labels[k]}`));
+    });
+  });
+
+  it('headswap predict runs the export folder directly, with the same probabilities', async () => {
+    const predictor = await openPredictor(tmDir, { cacheDir: join(dir, 'cache') });
+    assert.equal(predictor.kind, 'teachable-machine');
+    const rows = [];
+    for await (const p of streamPredictions(predictor.model, photos, { top: 2 })) rows.push(p);
+    await predictor.release();
+    const direct = await loadTeachableMachine(tmDir, { cacheDir: join(dir, 'cache') });
+    const expected = await direct.predict(await Promise.all(photos.map((p) => direct.loadImage(p))));
+    await direct.release();
+    assert.equal(rows.length, photos.length);
+    rows.forEach((r, i) => {
+      assert.equal(r.top.length, 2);
+      assert.deepEqual([...r.probabilities], [...expected[i]!.probabilities]);
     });
   });
 
