@@ -36,3 +36,5 @@ export type { ReportInput } from './report/types.js';
 export { explainImage, explain } from './explain/explain.js';
 export { diffRuns, type RunDiff } from './runs/diff.js';
 export type { RunRecord } from './runs/types.js';
+export { compare, type CompareOptions } from './compare/compare.js';
+export type { CompareResult, ApproachResult, ScratchResult } from './compare/types.js';

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { HEADSWAP_VERSION } from '../util/versions.js';
 import { registerBackbones } from './backbones.js';
 import { registerClassify } from './classify.js';
+import { registerCompare } from './compare.js';
 import { registerDemo } from './demo.js';
 import { registerExplain } from './explain.js';
 import { registerImport } from './import.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerTrain(program);
   registerPredict(program);
+  registerCompare(program);
   registerClassify(program);
   registerBackbones(program);
   registerInspect(program);

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import type { ApproachResult, CompareResult } from '../compare/types.js';
+import { table } from '../evaluate/format.js';
+import type { Progress } from '../util/progress.js';
+import { percent, progressBar, warn } from './output.js';
+import { int, num } from './parse.js';
+
+interface Flags {
+  testDir?: string;
+  budget?: number;
+  base: string;
+  seed: number;
+  cacheDir?: string;
+  json?: boolean;
+}
+
+/** A fresh bar for each step: one bar's total is fixed when it starts. */
+function stepBars(): { update: (p: Progress) => void; stop: () => void } {
+  let bar = progressBar();
+  let step: string | undefined;
+  return {
+    update(p) {
+      if (step !== undefined && p.step !== step) {
+        bar.stop();
+        bar = progressBar();
+      }
+      step = p.step;
+      bar.update(p);
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+function topK(r: ApproachResult, k: number): string {
+  const hit = r.evaluation.topK.find((t) => t.k === k);
+  return hit ? percent(hit.accuracy) : '-';
+}
+
+export function formatComparison(c: CompareResult): string {
+  const { transfer: t, scratch: s } = c;
+  const both = (f: (r: ApproachResult) => string): [string, string] => [f(t), f(s)];
+  const classes = t.evaluation.perClass.length;
+  const epochs = `${s.epochs} epoch${s.epochs === 1 ? '' : 's'}`;
+  const rows: string[][] = [
+    ['', 'transfer learning', 'from scratch'],
+    [`top-1 (${t.evaluation.count} test photos)`, ...both((r) => percent(r.evaluation.top1))],
+    ...(classes > 5 ? [['top-5', ...both((r) => topK(r, 5))]] : []),
+    ['95% CI of top-1', ...both((r) => r.evaluation.top1Ci95.map((x) => percent(x)).join(' - '))],
+    ['training time', `${t.trainSeconds.toFixed(1)} s`, `${s.trainSeconds.toFixed(1)} s (${epochs}, budget ${s.budgetSeconds.toFixed(0)} s)`],
+    ['trainable parameters', ...both((r) => r.trainableParams.toLocaleString('en-US'))],
+    ['training photos', ...both((r) => String(r.imagesUsed))],
+    ['pretraining reused', ...both((r) => r.pretraining ?? 'unknown (network outside the zoo)')],
+  ];
+  return [
+    `transfer learning: ${t.description}`,
+    `from scratch:      ${s.description}, trained with ${s.library}`,
+    '',
+    table(rows),
+    '',
+    c.verdict,
+  ].join('\n');
+}
+
+export function registerCompare(program: Command): void {
+  program
+    .command('compare')
+    .description('train the same photos with transfer learning and with a small CNN from scratch, and compare the two')
+    .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>')
+    .option('--test-dir <dir>', 'separate folder of the same classes to score both on')
+    .option('--budget <seconds>', 'most seconds the from-scratch network may train (it gets 10x the transfer run\'s time, and at least as much) (default 120)', num(1, 86_400))
+    .option('--base <id|path|url>', "backbone for transfer learning: zoo id ('headswap backbones'), .onnx file or URL", 'mobilenet_v2')
+    .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
+    .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
+    .option('--json', 'print the comparison as JSON on stdout')
+    .addHelpText('after', '\nExamples:\n  headswap compare ./photos\n  headswap compare ./photos --test-dir ./held-out --budget 600')
+    .action(async (dir: string, f: Flags) => {
+      // Loaded on use: the TensorFlow.js wasm backend and layers are heavy to import.
+      const { compare } = await import('../compare/compare.js');
+      const bars = stepBars();
+      const result = await compare({
+        data: dir,
+        testDir: f.testDir,
+        budgetSeconds: f.budget,
+        base: f.base,
+        seed: f.seed,
+        cacheDir: f.cacheDir,
+        onProgress: (p) => bars.update(p),
+        onWarning: (m) => warn(m),
+      }).finally(() => bars.stop());
+      process.stdout.write(f.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatComparison(result)}\n`);
+    });
+}

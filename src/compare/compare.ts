@@ -1,0 +1,114 @@
+/**
+ * Transfer learning against training from scratch, on the same photos: why reusing a pretrained
+ * network is the whole trick.
+ */
+import { findEntry } from '../backbone/zoo.js';
+import { scanDataset } from '../dataset/scan.js';
+import { DEFAULT_SPLIT_OPTIONS, splitDataset } from '../dataset/split.js';
+import { HeadswapError } from '../errors.js';
+import type { TrainedHead } from '../head/train.js';
+import { train } from '../train.js';
+import type { ProgressCallback } from '../util/progress.js';
+import { trainFromScratch } from './scratch.js';
+import type { ApproachResult, CompareResult, ScratchResult } from './types.js';
+
+export interface CompareOptions {
+  /** Folder with one sub-folder of images per class. */
+  readonly data: string;
+  /** A separate folder of the same classes to score both on; otherwise `train()`'s test split. */
+  readonly testDir?: string;
+  /** Cap on the from-scratch training budget in seconds (default 120). */
+  readonly budgetSeconds?: number;
+  /** Backbone for the transfer run (zoo id, `.onnx` path or URL). */
+  readonly base?: string;
+  /** Seeds the split and both trainings. */
+  readonly seed?: number;
+  /** Where downloaded backbones live; default $HEADSWAP_CACHE or the user cache folder. */
+  readonly cacheDir?: string;
+  readonly onProgress?: ProgressCallback;
+  readonly onWarning?: (message: string) => void;
+}
+
+/** Keeps `headswap compare` interactive; pass a larger cap to let the scratch network converge further. */
+export const DEFAULT_BUDGET_CAP_SECONDS = 120;
+/** The scratch network gets this many times the transfer run's wall-clock time (within the cap). */
+export const BUDGET_FACTOR = 10;
+
+function headParams(head: TrainedHead): number {
+  return head.weights.layers.reduce((n, l) => n + l.kernel.length + l.bias.length, 0);
+}
+
+/** What the transfer run reuses without training it, from the zoo entry; unknown for networks outside the zoo. */
+function pretrainingOf(backboneId: string): string | undefined {
+  const entry = findEntry(backboneId);
+  if (!entry) return undefined;
+  // The training-set size is a property of ImageNet-1k rather than of any zoo entry.
+  const images = /ImageNet-1k/.test(entry.trainedOn) ? ', 1.28 M labeled photos' : '';
+  return `${entry.trainedOn}${images}`;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** One sentence: the accuracy gap in points and the training-time ratio. */
+export function verdict(transfer: ApproachResult, scratch: ApproachResult): string {
+  const gap = (transfer.evaluation.top1 - scratch.evaluation.top1) * 100;
+  const scores = `(${pct(transfer.evaluation.top1)} vs ${pct(scratch.evaluation.top1)} top-1 on the same ${transfer.evaluation.count} photos)`;
+  const ratio = scratch.trainSeconds / transfer.trainSeconds;
+  const times = `(${transfer.trainSeconds.toFixed(1)} s vs ${scratch.trainSeconds.toFixed(1)} s)`;
+  const faster = ratio >= 1 ? `${ratio.toFixed(ratio < 10 ? 1 : 0)}x less training time` : `${(1 / ratio).toFixed(1)}x more training time`;
+  if (Math.abs(gap) < 0.05) return `Both reach ${pct(transfer.evaluation.top1)} top-1 on the same ${transfer.evaluation.count} photos; transfer learning took ${faster} ${times}.`;
+  if (gap > 0) return `Transfer learning is ${gap.toFixed(1)} points more accurate ${scores} and took ${faster} ${times}.`;
+  return `Training from scratch is ${(-gap).toFixed(1)} points more accurate ${scores}, but transfer learning took ${faster} ${times}.`;
+}
+
+/**
+ * Runs `train()` (transfer learning, no export, features computed afresh so the time is the real
+ * cost), then trains a small CNN from scratch on the same training photos (train + validation
+ * split) for max(transfer time, min(10x transfer time, cap)) seconds, and scores both on the
+ * same held-out photos.
+ */
+export async function compare(options: CompareOptions): Promise<CompareResult> {
+  const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
+  const cap = options.budgetSeconds ?? DEFAULT_BUDGET_CAP_SECONDS;
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new HeadswapError(`budget ${cap} s is invalid; give a positive number of seconds`);
+  const result = await train({
+    data: options.data,
+    testDir: options.testDir,
+    base: options.base,
+    seed,
+    cacheDir: options.cacheDir,
+    noCache: true,
+    out: false,
+    onProgress: options.onProgress,
+    onWarning: options.onWarning,
+  });
+  const transferSeconds = result.timings.totalMs / 1000;
+  const transfer: ApproachResult = {
+    name: 'transfer',
+    description: `new softmax head on frozen ${result.backbone.id} (${result.backbone.featureDims} features)`,
+    evaluation: result.evaluation,
+    trainSeconds: transferSeconds,
+    trainableParams: headParams(result.head),
+    imagesUsed: Object.values(result.counts).reduce((n, c) => n + c.train + c.validation, 0),
+    pretraining: pretrainingOf(result.backbone.id),
+  };
+
+  // The same files train() used: its scan and split (same seed and percentages), minus the files
+  // it could not read. Its warnings were already reported, so these scans stay quiet.
+  const scanned = await scanDataset(options.data);
+  const testScan = options.testDir ? await scanDataset(options.testDir, { classes: scanned.classes }) : undefined;
+  const split = splitDataset(scanned.files, scanned.classes, { ...DEFAULT_SPLIT_OPTIONS, seed, hasSeparateTest: Boolean(testScan) });
+  const unreadable = new Set(result.skipped.map((s) => s.path));
+  const usable = <T extends { path: string }>(files: readonly T[]): T[] => files.filter((f) => !unreadable.has(f.path));
+  const scratch: ScratchResult = await trainFromScratch({
+    train: usable([...split.train, ...split.validation]),
+    test: usable(testScan ? testScan.files : split.test),
+    classes: result.classes,
+    budgetSeconds: Math.max(transferSeconds, Math.min(BUDGET_FACTOR * transferSeconds, cap)),
+    seed,
+    onProgress: options.onProgress,
+  });
+  return { transfer, scratch, verdict: verdict(transfer, scratch) };
+}
