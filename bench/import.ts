@@ -20,8 +20,9 @@ import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import ort from 'onnxruntime-node';
 import { sessionOptions } from '../src/backbone/backbone.js';
 import { loadRgb } from '../src/image/preprocess.js';
-import { importTfjs, nsfwjsModelDir, readTfjsFolder, type TfjsArtifacts } from '../src/import/index.js';
+import { importTfjs, nsfwjsModelDir, readTfjsFolder } from '../src/import/index.js';
 import { packagePath } from '../src/util/paths.js';
+import { tfjsHandler as handler } from '../test/helpers/tfjs.js';
 
 const NETWORKS = [
   { id: 'darknet-tiny', dir: packagePath('test', 'fixtures', 'models', 'darknet-tiny') },
@@ -57,15 +58,6 @@ async function race(batch: number, runners: Record<string, () => Promise<void>>)
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { best: +Math.min(...v).toFixed(1), median: +median(v).toFixed(1) }]));
 }
 
-function handler(a: TfjsArtifacts): tf.io.IOHandler {
-  const data = Buffer.concat(a.modelJson.weightsManifest.flatMap((g) => g.paths.map((p) => a.shards.get(p)!)));
-  return tf.io.fromMemory({
-    modelTopology: a.modelJson.modelTopology,
-    format: a.modelJson.format,
-    weightSpecs: a.modelJson.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
-    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
-  });
-}
 
 await tf.setBackend('wasm');
 const cacheDir = await mkdtemp(join(os.tmpdir(), 'headswap-bench-import-'));

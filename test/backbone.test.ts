@@ -5,7 +5,6 @@ import { after, before, describe, it } from 'node:test';
 import { Backbone } from '../src/backbone/backbone.js';
 import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
 import { classifyFiles } from '../src/classify.js';
-import { HeadswapError } from '../src/errors.js';
 import { loadRgb } from '../src/image/preprocess.js';
 import { findPenultimate } from '../src/onnx/cut.js';
 import { inspectModel } from '../src/onnx/inspect.js';
@@ -14,6 +13,7 @@ import { packagePath } from '../src/util/paths.js';
 import { getEntry } from '../src/backbone/zoo.js';
 import { startServer } from './helpers/http-server.js';
 import { DRESS_1, HAT_1, SHOE_1, SHOE_2 } from './helpers/images.js';
+import { expectOneLine } from './helpers/assert.js';
 
 const MODEL = packagePath('models/mobilenet_v2/mobilenetv2-12-int8.onnx');
 // ImageNet classes that are footwear.
@@ -37,14 +37,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-async function expectOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof HeadswapError, String(err));
-    assert.match(err.message, pattern);
-    assert.ok(!err.message.includes('\n'), err.message);
-    return true;
-  });
-}
 
 describe('default backbone', () => {
   it('knows its input, labels and feature cut', () => {

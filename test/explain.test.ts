@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Backbone } from '../src/backbone/backbone.js';
-import { HeadswapError } from '../src/errors.js';
 import { defaultOut, explain, explainImage, type ExplainResult } from '../src/explain/explain.js';
 import { filterGrid, firstConvolution, type FirstConvolution } from '../src/explain/filters.js';
 import { constantTensors, decodeTensor } from '../src/explain/tensors.js';
@@ -15,6 +14,7 @@ import type { RgbImage } from '../src/image/types.js';
 import { PIXELS, keepOutputs } from '../src/onnx/edit.js';
 import { DataType, attr, encodeModel, floatTensor, node, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../src/onnx/proto.js';
 import { SHOE_1 } from './helpers/images.js';
+import { expectOneLine } from './helpers/assert.js';
 
 let dir: string;
 let backbone: Backbone;
@@ -65,14 +65,6 @@ function producerOf(tensor: string): NodeProto {
   return n;
 }
 
-async function expectOneLine(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof HeadswapError, String(err));
-    assert.match(err.message, pattern);
-    assert.ok(!err.message.includes('\n'), err.message);
-    return true;
-  });
-}
 
 describe('first-layer filters', () => {
   it('decodes the int8 model\'s 32 filters of 3x3x3 with per-filter scales', () => {

@@ -24,6 +24,7 @@ import { openPredictor, streamPredictions } from '../src/predict.js';
 import { NSFWJS_LABELS, convertTfjs, importTfjs, loadTeachableMachine, nsfwjsModelDir, readTfjsFolder, teachablePreprocessing, type TfjsArtifacts } from '../src/import/index.js';
 import { encodeModel } from '../src/onnx/proto.js';
 import { packagePath } from '../src/util/paths.js';
+import { tfjsHandler } from './helpers/tfjs.js';
 
 const DARKNET = packagePath('test', 'fixtures', 'models', 'darknet-tiny');
 const PHOTO_DIR = packagePath('test', 'fixtures', 'photos');
@@ -48,15 +49,6 @@ async function batch(size: readonly [number, number], files: readonly string[], 
   return { x, images };
 }
 
-function tfjsHandler(a: TfjsArtifacts): tf.io.IOHandler {
-  const data = Buffer.concat(a.modelJson.weightsManifest.flatMap((g) => g.paths.map((p) => a.shards.get(p)!)));
-  return tf.io.fromMemory({
-    modelTopology: a.modelJson.modelTopology,
-    format: a.modelJson.format,
-    weightSpecs: a.modelJson.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
-    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
-  });
-}
 
 /** TF.js outputs for `names` (layer names of a layers model, node names of a graph model). */
 async function reference(a: TfjsArtifacts, names: readonly string[], x: tf.Tensor4D): Promise<tf.Tensor[]> {

@@ -13,12 +13,13 @@ import ort from 'onnxruntime-node';
 import { registerImport } from '../src/cli/import.js';
 import { HeadswapError } from '../src/errors.js';
 import { samePads } from '../src/import/builder.js';
-import { convertTfjs, importTfjs, readTfjsFolder, type TfjsArtifacts } from '../src/import/index.js';
+import { convertTfjs, importTfjs, readTfjsFolder } from '../src/import/index.js';
 import { decodeWeights } from '../src/import/tfjs/manifest.js';
 import { unwrapBundle } from '../src/import/tfjs/nsfwjs.js';
 import { encodeModel, readModel, type ModelProto } from '../src/onnx/proto.js';
 import { packagePath } from '../src/util/paths.js';
 import { startServer, type Handler, type TestServer } from './helpers/http-server.js';
+import { tfjsHandler } from './helpers/tfjs.js';
 
 const DARKNET = packagePath('test', 'fixtures', 'models', 'darknet-tiny');
 
@@ -29,16 +30,6 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-/** TF.js's own loader over the same bytes: the reference every conversion is compared with. */
-function tfjsHandler(a: TfjsArtifacts): tf.io.IOHandler {
-  const data = Buffer.concat(a.modelJson.weightsManifest.flatMap((g) => g.paths.map((p) => a.shards.get(p)!)));
-  return tf.io.fromMemory({
-    modelTopology: a.modelJson.modelTopology,
-    format: a.modelJson.format,
-    weightSpecs: a.modelJson.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
-    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
-  });
-}
 
 async function runOnnx(model: ModelProto, input: string, x: tf.Tensor): Promise<Record<string, ort.Tensor>> {
   const session = await ort.InferenceSession.create(encodeModel(model));
