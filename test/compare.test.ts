@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
 import { formatComparison, registerCompare } from '../src/cli/compare.js';
-import { compare, verdict } from '../src/compare/compare.js';
+import { compareRuns, compare, verdict } from '../src/compare/compare.js';
 import { trainFromScratch, type LabeledPath } from '../src/compare/scratch.js';
 import type { ApproachResult, CompareResult } from '../src/compare/types.js';
 import { useWasmBackend } from '../src/compare/wasm-gradients.js';
@@ -15,6 +15,10 @@ import { HeadswapError } from '../src/errors.js';
 import { evaluate } from '../src/evaluate/metrics.js';
 import { createRng } from '../src/head/random.js';
 import { copySubset } from './helpers/dataset.js';
+import { FeatureCache, defaultCachePath } from '../src/features/cache.js';
+import { renderReport } from '../src/report/html.js';
+import { reportFromTrain } from '../src/report/input.js';
+import { escapeHtml } from '../src/report/markup.js';
 
 const CLASSES = ['dress', 'hat', 'shoes'];
 let dir: string;
@@ -152,6 +156,20 @@ describe('compare', () => {
     assert.ok(r.scratch.budgetSeconds >= r.transfer.trainSeconds, 'scratch gets at least the transfer run\'s time');
     assert.ok(r.scratch.trainSeconds >= r.transfer.trainSeconds, `and uses it: ${r.scratch.trainSeconds} s vs ${r.transfer.trainSeconds} s`);
     assert.match(r.verdict, /points more accurate|Both reach/);
+  });
+
+  it('records the comparison in the run history and feeds the report', async () => {
+    const cache = join(dir, 'cache');
+    const { result, transferRun, runId } = await compareRuns({ data: join(dir, 'train'), budgetSeconds: 1, cacheDir: cache });
+    const store = FeatureCache.open(defaultCachePath(cache));
+    const run = store.getRun(runId!);
+    store.close();
+    assert.equal(run?.kind, 'compare');
+    assert.equal(run?.metrics.top1, result.transfer.evaluation.top1);
+    assert.equal(run?.metrics.scratchTop1, result.scratch.evaluation.top1);
+    const { html } = await renderReport(reportFromTrain(transferRun, 'compare', result));
+    assert.match(html, /Transfer learning vs training from scratch/);
+    assert.ok(html.includes(escapeHtml(result.verdict)));
   });
 
   it('runs as `headswap compare --test-dir --json` and prints a table without --json', async () => {

@@ -1,8 +1,11 @@
+import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { reportFromTrain } from '../report/input.js';
+import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
 import type { Progress } from '../util/progress.js';
-import { percent, progressBar, warn } from './output.js';
+import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
 interface Flags {
@@ -12,6 +15,7 @@ interface Flags {
   seed: number;
   cacheDir?: string;
   json?: boolean;
+  report?: boolean | string;
 }
 
 /** A fresh bar for each step: one bar's total is fixed when it starts. */
@@ -72,12 +76,13 @@ export function registerCompare(program: Command): void {
     .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
     .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
     .option('--json', 'print the comparison as JSON on stdout')
+    .option('--report [file]', 'also write an HTML report with the comparison (default <dir>.compare.html)')
     .addHelpText('after', '\nExamples:\n  headswap compare ./photos\n  headswap compare ./photos --test-dir ./held-out --budget 600')
     .action(async (dir: string, f: Flags) => {
       // Loaded on use: the TensorFlow.js wasm backend and layers are heavy to import.
-      const { compare } = await import('../compare/compare.js');
+      const { compareRuns } = await import('../compare/compare.js');
       const bars = stepBars();
-      const result = await compare({
+      const { result, transferRun, runId } = await compareRuns({
         data: dir,
         testDir: f.testDir,
         budgetSeconds: f.budget,
@@ -88,5 +93,11 @@ export function registerCompare(program: Command): void {
         onWarning: (m) => warn(m),
       }).finally(() => bars.stop());
       process.stdout.write(f.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatComparison(result)}\n`);
+      if (runId !== undefined) info(`recorded as run ${runId} ('headswap runs')`);
+      if (f.report) {
+        const file = typeof f.report === 'string' ? f.report : `${basename(resolve(dir))}.compare.html`;
+        const input = reportFromTrain(transferRun, `${basename(resolve(dir))}: transfer vs from scratch`, result);
+        info(`report written to ${await writeReport(input, dirname(resolve(file)), { file: basename(file) })}`);
+      }
     });
 }

@@ -3,11 +3,13 @@
  * network is the whole trick.
  */
 import { findEntry } from '../backbone/zoo.js';
-import { scanDataset } from '../dataset/scan.js';
-import { DEFAULT_SPLIT_OPTIONS, splitDataset } from '../dataset/split.js';
+import { resolve } from 'node:path';
+import { cacheDir } from '../backbone/source.js';
+import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
+import { FeatureCache, defaultCachePath } from '../features/cache.js';
 import { HeadswapError } from '../errors.js';
 import type { TrainedHead } from '../head/train.js';
-import { train } from '../train.js';
+import { train, type TrainResult } from '../train.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { trainFromScratch } from './scratch.js';
 import type { ApproachResult, CompareResult, ScratchResult } from './types.js';
@@ -25,6 +27,8 @@ export interface CompareOptions {
   readonly seed?: number;
   /** Where downloaded backbones live; default $HEADSWAP_CACHE or the user cache folder. */
   readonly cacheDir?: string;
+  /** Record the run in the history (`headswap runs`); default true. */
+  readonly record?: boolean;
   readonly onProgress?: ProgressCallback;
   readonly onWarning?: (message: string) => void;
 }
@@ -70,6 +74,11 @@ export function verdict(transfer: ApproachResult, scratch: ApproachResult): stri
  * same held-out photos.
  */
 export async function compare(options: CompareOptions): Promise<CompareResult> {
+  return (await compareRuns(options)).result;
+}
+
+/** `compare`, also returning the transfer run itself (for the report), and recording it in the history. */
+export async function compareRuns(options: CompareOptions): Promise<{ result: CompareResult; transferRun: TrainResult; runId?: number }> {
   const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
   const cap = options.budgetSeconds ?? DEFAULT_BUDGET_CAP_SECONDS;
   if (!(cap > 0) || !Number.isFinite(cap)) throw new HeadswapError(`budget ${cap} s is invalid; give a positive number of seconds`);
@@ -95,20 +104,33 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     pretraining: pretrainingOf(result.backbone.id),
   };
 
-  // The same files train() used: its scan and split (same seed and percentages), minus the files
-  // it could not read. Its warnings were already reported, so these scans stay quiet.
-  const scanned = await scanDataset(options.data);
-  const testScan = options.testDir ? await scanDataset(options.testDir, { classes: scanned.classes }) : undefined;
-  const split = splitDataset(scanned.files, scanned.classes, { ...DEFAULT_SPLIT_OPTIONS, seed, hasSeparateTest: Boolean(testScan) });
-  const unreadable = new Set(result.skipped.map((s) => s.path));
-  const usable = <T extends { path: string }>(files: readonly T[]): T[] => files.filter((f) => !unreadable.has(f.path));
+  // Exactly the photos train() used (its split, unreadable files already left out).
+  const trainFiles = result.files.filter((f) => f.split !== 'test');
+  const testFiles = result.files.filter((f) => f.split === 'test');
   const scratch: ScratchResult = await trainFromScratch({
-    train: usable([...split.train, ...split.validation]),
-    test: usable(testScan ? testScan.files : split.test),
+    train: trainFiles,
+    test: testFiles,
     classes: result.classes,
     budgetSeconds: Math.max(transferSeconds, Math.min(BUDGET_FACTOR * transferSeconds, cap)),
     seed,
     onProgress: options.onProgress,
   });
-  return { transfer, scratch, verdict: verdict(transfer, scratch) };
+  const compared = { transfer, scratch, verdict: verdict(transfer, scratch) };
+  const store = options.record === false ? undefined : FeatureCache.open(defaultCachePath(options.cacheDir ?? cacheDir()));
+  try {
+    const runId = store?.recordRun({
+      kind: 'compare',
+      data: resolve(options.data),
+      testDir: options.testDir ? resolve(options.testDir) : null,
+      base: result.backbone.origin,
+      options: { seed, budgetCap: cap, budget: scratch.budgetSeconds, scratchSize: scratch.inputSize },
+      fingerprint: result.metadata.dataset.fingerprint,
+      metrics: { top1: transfer.evaluation.top1, scratchTop1: scratch.evaluation.top1, gap: transfer.evaluation.top1 - scratch.evaluation.top1 },
+      timings: { total: transfer.trainSeconds + scratch.trainSeconds, transfer: transfer.trainSeconds, scratch: scratch.trainSeconds },
+      out: null,
+    });
+    return { result: compared, transferRun: result, ...(runId === undefined ? {} : { runId }) };
+  } finally {
+    store?.close();
+  }
 }
