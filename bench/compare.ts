@@ -37,7 +37,8 @@ function scratchSummary(r: ScratchResult): Record<string, unknown> {
   return { ...summary(r), budgetSeconds: +r.budgetSeconds.toFixed(1), epochs: r.epochs, secondsPerEpoch: +(r.trainSeconds / r.epochs).toFixed(2) };
 }
 
-const result = await compare({ data, testDir, seed });
+// A measurement, not a user's run: keep it out of the run history.
+const result = await compare({ data, testDir, seed, record: false });
 // The long run trains on the same photos compare() used: with a test folder, all of train/.
 const classes = result.transfer.evaluation.perClass.map((c) => c.label);
 const labeled = async (root: string) => (await scanDataset(root, { classes })).files.map((f) => ({ path: f.path, label: f.label }));

@@ -1,25 +1,24 @@
 /**
- * Makes TensorFlow.js's wasm backend able to train a convnet, and fast at it, in Node.
+ * Makes TensorFlow.js's wasm backend able to train a convnet in Node, and fast at it.
  *
  * The wasm backend has no `Conv2DBackpropFilter` kernel (the weight gradient of a convolution),
- * and two of the kernels backpropagation needs are naive loops in it. This module registers
- * replacements built from the backend's fast XNNPACK forward convolution. Timings on this 2-core
- * machine (Node 20, wasm SIMD, 1 thread, other jobs running) for one 3x3 'same' convolution of
- * a batch of 32, from 64x64x3->16 to 8x8x64->128 channels:
- * - weight gradient: as a forward convolution 38-69 ms; one matMul per filter tap 220-450 ms;
- *   wasm's own Conv3DBackpropFilterV2 with a depth of 1 about 1.3x slower than that; through
- *   the cpu backend's kernel (JS loops) slower still (3.6 s against 1.6 s per training step);
- * - input gradient: as a forward convolution 13-23 ms, wasm's own kernel 104-279 ms;
- * - `Tile` (the batch-norm gradient tiles the per-channel statistics to the whole activation):
- *   2 ms with block copies, 536 ms with wasm's own kernel for a 32x64x64x16 output.
- * A training step of the 4-block, 64 px network then takes ~0.5 s instead of ~2 s, and the cpu
- * backend needs minutes per step (its weight-gradient kernel is a plain JS loop and its forward
- * convolution has no SIMD). Multi-threaded wasm does not start in Node (its workers load from
- * blob: URLs), so the backend runs on one thread.
+ * and its `Conv2DBackpropInput` is a plain loop. Both are replaced here by XNNPACK's fast forward
+ * convolution on rearranged tensors. Measured on this 2-core machine (Node 20, wasm SIMD, one
+ * thread, other jobs running, so +-50%), batch 32, 3x3 'same' convolutions from 64x64x3->16 to
+ * 8x8x64->128:
+ * - weight gradient, per layer: as a forward convolution 31-69 ms; im2col (9 strided slices,
+ *   one matMul) 90-340 ms; one matMul per filter tap 220-450 ms; hand-written JS loops
+ *   300-900 ms; wasm's Conv3DBackpropFilterV2 with a depth of 1, 370-670 ms; the cpu backend's
+ *   kernel (data copied over and back) 18-44 s, which makes a training step take minutes;
+ * - input gradient, per layer: as a forward convolution 13-23 ms, wasm's own kernel 104-279 ms.
+ * A training step of the scratch network (scratch.ts, batch 32, 64 px) takes 0.76 s with these
+ * kernels. The cpu backend alone did not finish one step in 2.5 minutes (no SIMD, and the same
+ * weight-gradient kernel). Multi-threaded wasm does not start in Node (its workers load from
+ * blob: URLs), hence one thread.
  *
- * Node's CommonJS build of tfjs-core registers no gradient functions at all; importing
- * tfjs-layers (whose bundle carries and registers all of them) is what makes `fit` and
- * `tf.grads` work, so it is imported here for that side effect too.
+ * Node's CommonJS build of tfjs-core registers no gradient functions; importing tfjs-layers
+ * (whose Node bundle carries and registers all of them) is what makes `fit` and `tf.grads` work,
+ * so it is imported here for that side effect too.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
