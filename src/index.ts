@@ -38,3 +38,10 @@ export { diffRuns, type RunDiff } from './runs/diff.js';
 export type { RunRecord } from './runs/types.js';
 export { compare, type CompareOptions } from './compare/compare.js';
 export type { CompareResult, ApproachResult, ScratchResult } from './compare/types.js';
+// Accuracy levers measured in bench/accuracy.ts; not yet switched on by train() (see the accuracy issue).
+export { extractAugmented, augmentSpecs, flipSpec, cropSpec, type AugmentSpec, type CropOptions } from './features/augment.js';
+export { solveHead, predictSolved, type SolveOptions, type SolvedHead } from './head/solve.js';
+export { chooseL2 } from './head/select.js';
+export { fitNcm } from './head/ncm.js';
+export { exportHeadModel, addFlipTta, appendFeatureTransform } from './onnx/head-extra.js';
+export { QUALITY, type QualityPreset } from './head/quality.js';

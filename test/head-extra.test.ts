@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import ort from 'onnxruntime-node';
+import { Backbone } from '../src/backbone/backbone.js';
+import { loadRgb, packBatch } from '../src/image/preprocess.js';
+import { createRng, normal } from '../src/head/random.js';
+import { predictSolved } from '../src/head/solve.js';
+import type { FeatureTransform } from '../src/head/transform.js';
+import { exportHeadModel } from '../src/onnx/head-extra.js';
+import type { HeadWeights } from '../src/onnx/edit.js';
+import { DRESS_1, HAT_1, SHOE_1 } from './helpers/images.js';
+
+const FILES = [SHOE_1, HAT_1, DRESS_1];
+let backbone: Backbone;
+let plain: Float32Array;
+let flipped: Float32Array;
+let pixels: Uint8Array;
+let d: number;
+
+before(async () => {
+  backbone = await Backbone.load('mobilenet_v2');
+  const pre = backbone.preprocessing;
+  const images = await Promise.all(FILES.map((f) => loadRgb(f, pre)));
+  const mirrors = await Promise.all(FILES.map((f) => loadRgb(f, pre, { flip: true })));
+  pixels = packBatch(images);
+  const a = await backbone.features(images);
+  plain = a.data;
+  d = a.dims;
+  flipped = (await backbone.features(mirrors)).data;
+});
+after(async () => backbone.release());
+
+/** A random 3-class head (fixed seed) whose outputs are far from uniform, so errors would show. */
+function randomHead(): HeadWeights {
+  const rng = createRng(5);
+  const mean = Float32Array.from({ length: d }, () => 0.01 * normal(rng));
+  return {
+    mean,
+    std: new Float32Array(d).fill(0.02),
+    layers: [{ kernel: Float32Array.from({ length: d * 3 }, () => 0.05 * normal(rng)), bias: Float32Array.of(0.1, -0.2, 0), inputs: d, units: 3 }],
+  };
+}
+
+async function runGraph(bytes: Uint8Array): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const out = await session.run({ pixels: new ort.Tensor('uint8', pixels, [FILES.length, 224, 224, 3]) });
+    assert.deepEqual(out.probabilities!.dims, [FILES.length, 3]);
+    return out.probabilities!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+}
+
+describe('exportHeadModel', () => {
+  const transform: FeatureTransform = { power: 0.5, l2: true };
+  const head = { weights: (undefined as unknown) as HeadWeights, transform };
+  before(() => {
+    head.weights = randomHead();
+  });
+
+  it('writes the feature transform as graph nodes that agree with transformFeatures', async () => {
+    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform }));
+    const reference = predictSolved(head, plain, FILES.length);
+    assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
+    const withoutTransform = await runGraph(exportHeadModel(backbone, head.weights));
+    assert.ok(maxAbsDiff(withoutTransform, reference) > 1e-2, 'the transform must change the output');
+  });
+
+  it('averages probabilities over the photo and its mirror inside one graph', async () => {
+    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform, tta: 'probabilities' }));
+    const a = predictSolved(head, plain, FILES.length);
+    const b = predictSolved(head, flipped, FILES.length);
+    const reference = a.map((v, i) => (v + b[i]!) / 2);
+    assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
+    assert.ok(maxAbsDiff(probs, a) > 1e-3, 'the mirror must contribute');
+  });
+
+  it('averages features over the photo and its mirror inside one graph', async () => {
+    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform, tta: 'features' }));
+    const mean = plain.map((v, i) => (v + flipped[i]!) / 2);
+    const reference = predictSolved(head, mean, FILES.length);
+    assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
+  });
+});
