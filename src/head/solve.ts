@@ -1,6 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import type { HeadWeights } from '../onnx/edit.js';
-import { predictHead, type Dataset } from './train.js';
+import { predictHead, standardization, type Dataset } from './train.js';
 import { IDENTITY_TRANSFORM, isIdentity, transformFeatures, type FeatureTransform } from './transform.js';
 
 /**
@@ -39,24 +39,7 @@ export interface SolvedHead {
   readonly raw: { readonly kernel: Float64Array; readonly bias: Float64Array };
 }
 
-const STD_FLOOR = 1e-6;
 const MEMORY = 10;
-
-/** Per-dim mean and one shared scale: the same standardization trainHead uses (see its doc). */
-export function sharedStandardization(x: Float32Array, n: number, d: number): { mean: Float32Array; std: Float32Array } {
-  const sum = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) sum[j]! += x[i * d + j]!;
-  const mean = Float32Array.from(sum, (s) => s / n);
-  let squares = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) {
-      const diff = x[i * d + j]! - mean[j]!;
-      squares += diff * diff;
-    }
-  }
-  const scale = Math.max(Math.sqrt(squares / (n * d)), STD_FLOOR);
-  return { mean, std: new Float32Array(d).fill(scale) };
-}
 
 function standardizeRows(x: Float32Array, n: number, d: number, mean: Float32Array, std: Float32Array): Float32Array {
   const out = new Float32Array(n * d);
@@ -238,7 +221,7 @@ export function solveHead(data: Dataset, options: SolveOptions = {}): SolvedHead
   if (!(l2 > 0 && Number.isFinite(l2))) throw new HeadswapError(`l2 = ${l2}: the solver needs a positive penalty`);
   const transform = options.transform ?? IDENTITY_TRANSFORM;
   const raw = isIdentity(transform) ? data.x : transformFeatures(data.x, n, transform);
-  const { mean, std } = sharedStandardization(raw, n, d);
+  const { mean, std } = standardization({ ...data, x: raw });
   const x = standardizeRows(raw, n, d, mean, std);
   const perClass = classWeights(data.y, C, options.classWeights ?? 'balanced');
   const rowWeight = Float64Array.from(data.y, (c) => perClass[c]!);

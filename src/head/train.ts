@@ -166,7 +166,7 @@ function resolveOptions(options: HeadOptions, n: number): Required<HeadOptions> 
  * `learningRate` mean the same for any backbone's feature magnitude. The scale is stored per dim
  * because that is what the exported graph divides by.
  */
-function standardization(data: Dataset): { mean: Float32Array; std: Float32Array } {
+export function standardization(data: Dataset): { mean: Float32Array; std: Float32Array } {
   const { x, n, d } = data;
   const sum = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) sum[j]! += x[i * d + j]!;
