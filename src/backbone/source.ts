@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import envPaths from 'env-paths';
 
 import { HeadswapError, describeError } from '../errors.js';
-import { sha256, sha256File, tempSibling } from '../util/fs.js';
+import { processAlive, sha256, sha256File, tempSibling } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
 import { importTfjs } from '../import/import-tfjs.js';
 import type { ZooEntry } from './types.js';
@@ -270,15 +270,6 @@ async function sweepStaleTemps(dir: string): Promise<void> {
   );
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Bundled files never change while we run, so each is hashed at most once per process. */
 const bundledHashes = new Map<string, Promise<string>>();

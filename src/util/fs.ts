@@ -32,3 +32,14 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     throw err;
   }
 }
+
+/** Whether a process id is running, so temp files of dead processes can be swept. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { download } from '../../backbone/source.js';
 import { HeadswapError, describeError } from '../../errors.js';
-import { sha256 } from '../../util/fs.js';
+import { processAlive, sha256 } from '../../util/fs.js';
 import { checkShards, isRecord, parseModelJson, type TfjsArtifacts } from './manifest.js';
 import { readNsfwjsFolder } from './nsfwjs.js';
 
@@ -121,17 +121,7 @@ export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArt
 async function sweepStalePartials(models: string): Promise<void> {
   for (const name of await readdir(models)) {
     const pid = /^\.tfjs-url-[0-9a-f]{64}\.partial-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
-    if (pid !== undefined && !alive(Number(pid))) await rm(join(models, name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (pid !== undefined && !processAlive(Number(pid))) await rm(join(models, name), { recursive: true, force: true });
   }
 }
 
