@@ -11,8 +11,11 @@ import { PIXELS } from './onnx/edit.js';
 import type { ModelMetadata } from './export/metadata.js';
 import { assertOutputFree, writeModelFolder } from './export/write.js';
 import { FeatureCache, defaultCachePath } from './features/cache.js';
-import { extractFeatures, type ExtractedFeature } from './features/extract.js';
-import { fitHead, predictHead, type Dataset, type FitOptions, type TrainedHead } from './head/train.js';
+import { augmentSpecs, augmentView, extractAugmented, flipSpec } from './features/augment.js';
+import { extractFeatures, extractViews, type ExtractedFeature, type ViewsResult } from './features/extract.js';
+import { DEFAULT_QUALITY, QUALITY, type QualityName } from './head/quality.js';
+import { fitHead, predictRows, type Dataset, type FitOptions, type TrainedHead } from './head/train.js';
+import { exportHeadModel } from './onnx/head-extra.js';
 import { sha256 } from './util/fs.js';
 import type { ProgressCallback } from './util/progress.js';
 import { toolVersions } from './util/versions.js';
@@ -35,6 +38,12 @@ export interface TrainOptions {
   /** Seeds the split and the head's training. */
   readonly seed?: number;
   readonly head?: FitOptions;
+  /**
+   * Accuracy against backbone time (src/head/quality.ts): 'plain' one pass per photo; 'fast' also
+   * averages each prediction with its mirror image's; 'best' also trains on augmented views.
+   * Default DEFAULT_QUALITY.
+   */
+  readonly quality?: QualityName;
   /** Folder of the feature cache and downloaded models; default $HEADSWAP_CACHE or the user cache dir. */
   readonly cacheDir?: string;
   /** Do not read or write the feature cache. */
@@ -82,16 +91,29 @@ export interface TrainResult {
 interface Labeled {
   readonly file: ImageFile;
   readonly feature: ExtractedFeature;
+  /** Augmented views' vectors (training and validation photos, with augmentation on). */
+  readonly views: readonly Float32Array[];
+  /** The mirror image's vector (test photos, with test-time flip on). */
+  readonly mirror?: Float32Array;
 }
 
-function toDataset(items: readonly Labeled[], classes: number, dims: number): Dataset {
-  const x = new Float32Array(items.length * dims);
-  const y = new Int32Array(items.length);
-  items.forEach((it, i) => {
-    x.set(it.feature.vector, i * dims);
-    y[i] = it.file.label;
+/** Plain vectors, plus every photo's augmented views when `withViews`. */
+function toDataset(items: readonly Labeled[], classes: number, dims: number, withViews = false): Dataset {
+  const rows = items.flatMap((it) => [it.feature.vector, ...(withViews ? it.views : [])].map((vector) => ({ vector, label: it.file.label })));
+  const x = new Float32Array(rows.length * dims);
+  const y = new Int32Array(rows.length);
+  rows.forEach((r, i) => {
+    x.set(r.vector, i * dims);
+    y[i] = r.label;
   });
-  return { x, y, n: items.length, d: dims, classes };
+  return { x, y, n: rows.length, d: dims, classes };
+}
+
+/** Vectors of each path's views, in view order. */
+function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> {
+  const out = new Map<string, Float32Array[]>();
+  for (const f of result?.features ?? []) out.set(f.path, [...(out.get(f.path) ?? []), f.vector]);
+  return out;
 }
 
 /** Drops a trailing slash so `photos/` gives `photos.model`, not `photos/.model`. */
@@ -140,14 +162,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       pixelLimit: options.pixelLimit,
       onProgress: options.onProgress,
     });
-    const featuresMs = performance.now() - tf;
     const skipped = [...scanned.skipped, ...(testScan?.skipped ?? []), ...extracted.skipped];
     for (const s of extracted.skipped) warn(`skipped ${s.path}: ${s.reason}`);
     const byPath = new Map(extracted.features.map((f) => [f.path, f]));
+    const readable = (files: readonly ImageFile[]): ImageFile[] => files.filter((f) => byPath.has(f.path));
+
+    // The extra backbone passes the quality preset asks for; cached like the plain features.
+    const quality = options.quality ?? DEFAULT_QUALITY;
+    const preset = QUALITY[quality];
+    let tta = preset.tta;
+    if (tta && backbone.batchOfOne) {
+      warn(`${backbone.id} takes one image per run, so the mirror image cannot run beside the photo; test-time flip is off`);
+      tta = false;
+    }
+    const specs = preset.augment ? augmentSpecs(preset.augment.crops, seed, { flip: preset.augment.flip, ...preset.augment.crop }) : [];
+    const more = { cache, batchSize: options.batchSize, pixelLimit: options.pixelLimit, onProgress: options.onProgress };
+    const fitPaths = readable([...split.train, ...split.validation]).map((f) => f.path);
+    const augmented = specs.length > 0 ? await extractAugmented(backbone, fitPaths, specs, more) : undefined;
+    const mirrored = tta ? await extractViews(backbone, readable(testFiles).map((f) => f.path), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
+    const featuresMs = performance.now() - tf;
+    // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
+    for (const s of [...(augmented?.skipped ?? []), ...(mirrored?.skipped ?? [])]) warn(`no augmented view of ${s.path}: ${s.reason}`);
+    const viewsOf = byPathOf(augmented);
+    const mirrorOf = byPathOf(mirrored);
     const labeled = (files: readonly ImageFile[]): Labeled[] =>
       files.flatMap((file) => {
         const feature = byPath.get(file.path);
-        return feature ? [{ file, feature }] : [];
+        return feature ? [{ file, feature, views: viewsOf.get(file.path) ?? [], mirror: mirrorOf.get(file.path)?.[0] }] : [];
       });
     const trainSet = labeled(split.train);
     const valSet = labeled(split.validation);
@@ -161,13 +202,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
 
     const dims = extracted.features[0]!.vector.length;
+    const headOptions: FitOptions = { seed, ...preset.head, ...options.head };
+    // Early stopping and the curves use the validation photos as they are; the refit adds their views.
     const head = await fitHead(
-      toDataset(trainSet, classes.length, dims),
+      toDataset(trainSet, classes.length, dims, true),
       valSet.length > 0 ? toDataset(valSet, classes.length, dims) : undefined,
-      { seed, ...options.head },
+      headOptions,
+      toDataset([...trainSet, ...valSet], classes.length, dims, true),
     );
-    const testData = toDataset(testSet, classes.length, dims);
-    const probs = predictHead(head.weights, testData.x, testData.n);
+    const probs = predictRows(head.weights, testSet.map((t) => ({ vector: t.feature.vector, mirror: t.mirror })), tta);
     const k = classes.length;
     const evaluation = evaluate(
       testSet.map((t, i) => ({ file: t.file.path, label: t.file.label, probs: probs.slice(i * k, (i + 1) * k) })),
@@ -177,10 +220,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     const crossValidation = options.cv
       ? await crossValidate(
-          [...trainSet, ...valSet, ...(testScan ? [] : testSet)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, vector: t.feature.vector })),
+          [...trainSet, ...valSet, ...(testScan ? [] : testSet)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, vector: t.feature.vector, views: t.views, mirror: t.mirror })),
           classes,
           options.cv,
-          { ...options.head, seed, maxK: options.topK ?? 5 },
+          { ...headOptions, maxK: options.topK ?? 5, tta },
         )
       : undefined;
     const files = [
@@ -211,6 +254,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         epochs: head.history.length,
         history: head.history,
         seed,
+        quality: { name: quality, tta, views: specs.map((v) => v.id) },
         valPct: options.valPct ?? 10,
         testPct: testScan ? 0 : (options.testPct ?? 10),
         counts,
@@ -228,9 +272,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       versions: toolVersions(),
     };
     const te = performance.now();
-    if (out) await writeModelFolder(out, { model: backbone.exportModel(head.weights), metadata }, options.force);
+    if (out) await writeModelFolder(out, { model: exportHeadModel(backbone, head.weights, { tta: tta && 'probabilities' }), metadata }, options.force);
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
+    const passes = [extracted, ...(augmented ? [augmented] : []), ...(mirrored ? [mirrored] : [])];
     const top = (k: number): number | undefined => evaluation.topK.find((t) => t.k === k)?.accuracy;
     const runId =
       cache && options.record !== false
@@ -239,7 +284,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             data: resolve(options.data),
             testDir: options.testDir ? resolve(options.testDir) : null,
             base: backbone.source.origin,
-            options: { valPct: options.valPct ?? 10, testPct: testScan ? 0 : (options.testPct ?? 10), cv: options.cv ?? null, ...head.options },
+            options: { quality, valPct: options.valPct ?? 10, testPct: testScan ? 0 : (options.testPct ?? 10), cv: options.cv ?? null, ...head.options },
             fingerprint,
             metrics: {
               top1: evaluation.top1,
@@ -261,8 +306,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       backbone: metadata.backbone,
       skipped,
       warnings,
-      features: { cached: extracted.cached, computed: extracted.computed },
-      timings: { featuresMs, headMs: head.millis, exportMs, totalMs, imagesPerSecond: all.length / (featuresMs / 1000) },
+      features: { cached: passes.reduce((n, r) => n + r.cached, 0), computed: passes.reduce((n, r) => n + r.computed, 0) },
+      timings: { featuresMs, headMs: head.millis, exportMs, totalMs, imagesPerSecond: passes.reduce((n, r) => n + r.cached + r.computed, 0) / (featuresMs / 1000) },
       out,
       metadata,
       files,

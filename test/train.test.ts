@@ -10,7 +10,8 @@ import { loadClassifier } from '../src/export/classifier.js';
 import { FeatureCache, defaultCachePath } from '../src/features/cache.js';
 import { extractFeatures } from '../src/features/extract.js';
 import { diffRuns } from '../src/runs/diff.js';
-import { predictHead } from '../src/head/train.js';
+import { predictRows } from '../src/head/train.js';
+import { extractAugmented, flipSpec } from '../src/features/augment.js';
 import { predictFiles } from '../src/predict.js';
 import { train, type TrainResult } from '../src/train.js';
 import { copySubset } from './helpers/dataset.js';
@@ -69,13 +70,15 @@ describe('train end to end on real photos', () => {
     assert.match(meta.dataset.fingerprint, /^[0-9a-f]{64}$/);
 
     const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
+    // The default quality averages each photo with its mirror image, inside the exported graph too.
+    assert.deepEqual(meta.training.quality, { name: 'fast', tta: true, views: [] });
     const backbone = await Backbone.load('mobilenet_v2');
     const extracted = await extractFeatures(backbone, files);
+    const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
     await backbone.release();
-    const d = extracted.features[0]!.vector.length;
-    const x = new Float32Array(files.length * d);
-    extracted.features.forEach((f, i) => x.set(f.vector, i * d));
-    const inProcess = predictHead(first.head.weights, x, files.length);
+    const inProcess = predictRows(first.head.weights, extracted.features.map((f, i) => ({ vector: f.vector, mirror: mirrors.features[i]!.vector })), true);
+    const plain = predictRows(first.head.weights, extracted.features, false);
+    assert.ok(plain.some((p, i) => Math.abs(p - inProcess[i]!) > 1e-3), 'the mirror changes the probabilities');
 
     const classifier = await loadClassifier(out);
     const exported: Float32Array[] = [];
@@ -95,6 +98,31 @@ describe('train end to end on real photos', () => {
     const a = await readFile(join(first.out!, 'model.onnx'));
     const b = await readFile(join(again.out!, 'model.onnx'));
     assert.ok(a.equals(b), 'byte-identical model.onnx from the same seed');
+  });
+
+  it("quality 'best' trains on cached augmented views; 'plain' exports the graph without the mirror", async () => {
+    const best = await train({ data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
+    const q = best.metadata.training.quality!;
+    assert.equal(q.views.length, 11);
+    assert.equal(new Set(q.views).size, 11);
+    // 30 training photos x 11 views, all new; the plain and mirror vectors come from the first run's cache.
+    assert.equal(best.features.computed, 330);
+    assert.ok(best.evaluation.top1 >= 0.75, `top-1 ${best.evaluation.top1}`);
+    const again = await train({ data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
+    assert.equal(again.features.computed, 0);
+    assert.deepEqual(again.evaluation, best.evaluation);
+
+    const plain = await train({ data, testDir, cacheDir, seed: 3, out: join(dir, 'plain.model'), quality: 'plain' });
+    assert.deepEqual(plain.metadata.training.quality, { name: 'plain', tta: false, views: [] });
+    const photo = join(testDir, 'hat', (await readdir(join(testDir, 'hat')))[0]!);
+    const classifier = await loadClassifier(plain.out!);
+    const [exported] = await classifier.predict([photo]);
+    await classifier.release();
+    const backbone = await Backbone.load('mobilenet_v2');
+    const { features } = await extractFeatures(backbone, [photo]);
+    await backbone.release();
+    const inProcess = predictRows(plain.head.weights, features, false);
+    exported!.probabilities.forEach((v, j) => assert.ok(Math.abs(v - inProcess[j]!) <= 1e-4, `class ${j}: ${v} vs ${inProcess[j]}`));
   });
 
   it('refuses an existing output folder unless forced, before any work', async () => {

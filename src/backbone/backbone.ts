@@ -146,6 +146,11 @@ export class Backbone {
     return sha256(JSON.stringify({ v: FEATURE_GRAPH_VERSION, model: this.source.sha256, feature: this.feature, pre: this.preprocessing }));
   }
 
+  /** True when the network only accepts one image per run (its batch dimension is fixed at 1). */
+  get batchOfOne(): boolean {
+    return this.maxBatch === 1;
+  }
+
   /** A copy of the original ONNX graph. */
   graph(): ModelProto {
     return cloneModel(this.model);

@@ -1,12 +1,16 @@
 import { splitUnit } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
-import { fitHead, predictHead, type Dataset, type FitOptions } from '../head/train.js';
+import { fitHead, predictRows, type Dataset, type FitOptions } from '../head/train.js';
 import { evaluate } from './metrics.js';
 
 export interface CvItem {
   readonly relPath: string;
   readonly label: number;
   readonly vector: Float32Array;
+  /** Augmented views, added to the training folds the photo is in. */
+  readonly views?: readonly Float32Array[];
+  /** The mirror image's vector, for test-time flip when the photo is held out. */
+  readonly mirror?: Float32Array;
 }
 
 export interface CrossValidation {
@@ -22,11 +26,13 @@ function meanStd(xs: readonly number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
 }
 
+/** Every item's vector and its augmented views, as training rows. */
 function toDataset(items: readonly CvItem[], classes: number): Dataset {
+  const rows = items.flatMap((it) => [it.vector, ...(it.views ?? [])].map((v) => ({ v, label: it.label })));
   const d = items[0]!.vector.length;
-  const x = new Float32Array(items.length * d);
-  items.forEach((it, i) => x.set(it.vector, i * d));
-  return { x, y: Int32Array.from(items, (it) => it.label), n: items.length, d, classes };
+  const x = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => x.set(r.v, i * d));
+  return { x, y: Int32Array.from(rows, (r) => r.label), n: rows.length, d, classes };
 }
 
 /**
@@ -34,11 +40,17 @@ function toDataset(items: readonly CvItem[], classes: number): Dataset {
  * ordered by their seeded hash and dealt round-robin into folds, so every fold holds each class in
  * proportion and the folds depend only on (seed, file paths). Each fold is scored by a head fitted
  * on the other K-1 folds. With a few photos per class this is a far steadier estimate than one
- * small test split, and cheap because the backbone never runs again.
+ * small test split, and cheap because the backbone never runs again. Each fold is trained and
+ * scored the way train() does it: with the photos' augmented views and test-time flip, if given.
  */
-export async function crossValidate(items: readonly CvItem[], classes: readonly string[], k: number, options: FitOptions & { maxK?: number } = {}): Promise<CrossValidation> {
+export async function crossValidate(
+  items: readonly CvItem[],
+  classes: readonly string[],
+  k: number,
+  options: FitOptions & { maxK?: number; tta?: boolean } = {},
+): Promise<CrossValidation> {
   if (!Number.isInteger(k) || k < 2) throw new HeadswapError(`--cv ${k}: give a whole number of folds of at least 2`);
-  const { maxK = 5, ...head } = options;
+  const { maxK = 5, tta = false, ...head } = options;
   const seed = head.seed ?? 0;
   const fold = new Map<CvItem, number>();
   for (let c = 0; c < classes.length; c++) {
@@ -54,8 +66,7 @@ export async function crossValidate(items: readonly CvItem[], classes: readonly 
     const fitOn = items.filter((it) => fold.get(it) !== f);
     const heldOut = items.filter((it) => fold.get(it) === f);
     const model = await fitHead(toDataset(fitOn, classes.length), undefined, head);
-    const test = toDataset(heldOut, classes.length);
-    const probs = predictHead(model.weights, test.x, test.n);
+    const probs = predictRows(model.weights, heldOut, tta);
     const c = classes.length;
     const ev = evaluate(
       heldOut.map((it, i) => ({ file: it.relPath, label: it.label, probs: probs.slice(i * c, (i + 1) * c) })),

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 import type { Backbone } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
@@ -6,8 +5,7 @@ import { createRng } from '../head/random.js';
 import { DEFAULT_PIXEL_LIMIT, loadRgb } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
-import { progressTracker, type ProgressCallback } from '../util/progress.js';
-import type { FeatureCache } from './cache.js';
+import { extractViews, type ExtractOptions, type View, type ViewsResult } from './extract.js';
 
 /**
  * One augmented view of a photo. Its random parameters are drawn from (seed, index, the image's
@@ -191,129 +189,18 @@ async function jitterColour(image: RgbImage, p: ViewParams): Promise<RgbImage> {
   return { width: image.width, height: image.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
 
-export interface AugmentedFeature {
-  readonly path: string;
-  readonly hash: string;
-  /** The spec's id (the cache variant). */
-  readonly variant: string;
-  readonly vector: Float32Array;
-}
-
-export interface AugmentResult {
-  /** One entry per readable (path, spec), path-major: every spec of paths[0], then of paths[1], ... */
-  readonly features: AugmentedFeature[];
-  readonly skipped: { readonly path: string; readonly reason: string }[];
-  readonly cached: number;
-  readonly computed: number;
-  readonly millis: number;
-}
-
-export interface AugmentExtractOptions {
-  readonly cache?: FeatureCache;
-  readonly batchSize?: number;
-  readonly pixelLimit?: number;
-  readonly onProgress?: ProgressCallback;
-}
-
-interface Job {
-  readonly path: string;
-  readonly spec: AugmentSpec;
+/** An augmentation spec as a view extractViews can run and cache. */
+export function augmentView(spec: AugmentSpec): View {
+  return { id: spec.id, render: (input, pre, options) => loadAugmented(input, pre, spec, options) };
 }
 
 /**
  * Feature vectors of augmented views: every spec applied to every path, each view through the
- * backbone once and cached under (backbone, image sha256, spec.id). A second run, or a head
+ * backbone once and cached under (backbone, image sha256, spec.id), so a second run, or a head
  * retrained with other settings, reads them back instead of running the backbone again.
- * Batches are prepared (read, cache lookup, decode) while the backbone runs the previous one.
+ * Features are path-major (every spec of paths[0], then of paths[1], ...), with `variant` = spec.id.
  */
-export async function extractAugmented(
-  backbone: Backbone,
-  paths: readonly string[],
-  specs: readonly AugmentSpec[],
-  options: AugmentExtractOptions = {},
-): Promise<AugmentResult> {
-  const start = performance.now();
-  const ids = new Set(specs.map((s) => s.id));
-  if (ids.size !== specs.length) throw new HeadswapError('augmentation specs must have distinct ids');
-  const batchSize = Math.max(1, options.batchSize ?? 16);
-  const fingerprint = backbone.fingerprint;
-  const found = new Map<string, AugmentedFeature>();
-  const key = (path: string, variant: string): string => `${variant}\n${path}`;
-  const skipped = new Map<string, string>();
-  let cached = 0;
-  let computed = 0;
-  const jobs: Job[] = paths.flatMap((path) => specs.map((spec) => ({ path, spec })));
-  const report = progressTracker('augment', jobs.length, options.onProgress);
-
-  const prepare = async (chunk: readonly Job[]): Promise<{ job: Job; hash: string; image: RgbImage }[]> => {
-    const files = new Map<string, Promise<{ bytes: Buffer; hash: string } | undefined>>();
-    for (const { path } of chunk) {
-      if (files.has(path) || skipped.has(path)) continue;
-      files.set(
-        path,
-        readFile(path).then(
-          (bytes) => ({ bytes, hash: sha256(bytes) }),
-          (err: unknown) => {
-            skipped.set(path, `cannot read (${describeError(err)})`);
-            return undefined;
-          },
-        ),
-      );
-    }
-    const read = new Map<string, { bytes: Buffer; hash: string }>();
-    for (const [path, p] of files) {
-      const f = await p;
-      if (f) read.set(path, f);
-    }
-    // One cache lookup per variant present in the chunk.
-    const hits = new Map<string, Float32Array>();
-    if (options.cache) {
-      for (const spec of new Set(chunk.map((j) => j.spec))) {
-        const hashes = chunk.filter((j) => j.spec === spec && read.has(j.path)).map((j) => read.get(j.path)!.hash);
-        for (const [hash, v] of options.cache.getMany(fingerprint, hashes, spec.id)) hits.set(`${spec.id}\n${hash}`, v);
-      }
-    }
-    const decoded = await Promise.all(
-      chunk.map(async (job) => {
-        const f = read.get(job.path);
-        if (!f) return undefined;
-        const hit = hits.get(`${job.spec.id}\n${f.hash}`);
-        if (hit) {
-          found.set(key(job.path, job.spec.id), { path: job.path, hash: f.hash, variant: job.spec.id, vector: hit });
-          cached++;
-          return undefined;
-        }
-        try {
-          const image = await loadAugmented({ name: job.path, data: f.bytes, hash: f.hash }, backbone.preprocessing, job.spec, options);
-          return { job, hash: f.hash, image };
-        } catch (err) {
-          if (!(err instanceof HeadswapError)) throw err;
-          skipped.set(job.path, err.message.startsWith(job.path) ? err.message.slice(job.path.length + 2) : err.message);
-          return undefined;
-        }
-      }),
-    );
-    return decoded.filter((d) => d !== undefined);
-  };
-
-  const chunks: Job[][] = [];
-  for (let i = 0; i < jobs.length; i += batchSize) chunks.push(jobs.slice(i, i + batchSize));
-  let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
-  let done = 0;
-  for (let i = 0; i < chunks.length; i++) {
-    const pending = await next!;
-    next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
-    if (pending.length > 0) {
-      const { data, dims } = await backbone.features(pending.map((p) => p.image));
-      const rows = pending.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.spec.id, vector: data.slice(j * dims, (j + 1) * dims) }));
-      options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
-      for (const r of rows) found.set(key(r.path, r.variant), r);
-      computed += rows.length;
-    }
-    done += chunks[i]!.length;
-    report(done);
-  }
-  // A file unreadable for one view is dropped for all, so every kept path has the full set of views.
-  const features = paths.filter((p) => !skipped.has(p)).flatMap((p) => specs.flatMap((s) => found.get(key(p, s.id)) ?? []));
-  return { features, skipped: [...skipped].map(([path, reason]) => ({ path, reason })), cached, computed, millis: performance.now() - start };
+export async function extractAugmented(backbone: Backbone, paths: readonly string[], specs: readonly AugmentSpec[], options: ExtractOptions = {}): Promise<ViewsResult> {
+  if (new Set(specs.map((s) => s.id)).size !== specs.length) throw new HeadswapError('augmentation specs must have distinct ids');
+  return extractViews(backbone, paths, specs.map(augmentView), { ...options, step: 'augment' });
 }

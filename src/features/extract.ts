@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Backbone } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { loadRgb, type LoadOptions } from '../image/preprocess.js';
-import type { RgbImage } from '../image/types.js';
+import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
 import { progressTracker, type ProgressCallback } from '../util/progress.js';
 import type { FeatureCache } from './cache.js';
@@ -30,54 +30,103 @@ export interface ExtractResult {
   readonly millis: number;
 }
 
-interface Pending {
+/**
+ * One way of turning a photo into the backbone's input pixels. `id` is the feature cache's
+ * variant: together with the image bytes it must fully determine the pixels.
+ */
+export interface View {
+  readonly id: string;
+  render(input: { readonly name: string; readonly data: Uint8Array; readonly hash: string }, pre: Preprocessing, options: LoadOptions): Promise<RgbImage>;
+}
+
+/** The photo as the backbone's own preprocessing sees it (cache variant ''). */
+export const PLAIN_VIEW: View = { id: '', render: (input, pre, options) => loadRgb(input, pre, options) };
+
+export interface ViewFeature extends ExtractedFeature {
+  /** The view's id (the cache variant). */
+  readonly variant: string;
+}
+
+export interface ViewsResult extends Omit<ExtractResult, 'features'> {
+  /** One entry per readable (path, view), path-major: every view of paths[0], then of paths[1], ... */
+  readonly features: ViewFeature[];
+}
+
+interface Job {
   readonly path: string;
-  readonly hash: string;
-  readonly image: RgbImage;
+  readonly view: View;
 }
 
 /**
- * Feature vectors for a list of image files, in the same order (skipped files left out).
- * Files are read, hashed and looked up in the cache batch by batch; only misses are decoded and
- * sent through the backbone, and each batch is written to the cache at once so an interrupted
- * run resumes where it stopped. Decoding of the next batch overlaps the backbone's run.
+ * Feature vectors of every view of every path, each through the backbone once and cached under
+ * (backbone, image sha256, view id). Files are read, hashed and looked up in the cache batch by
+ * batch; only misses are decoded, and each batch is written to the cache at once so an
+ * interrupted run resumes where it stopped. Decoding of the next batch overlaps the backbone's
+ * run. A file that cannot be read or decoded for one view is skipped for all of them, so every
+ * kept path has the full set.
  */
-export async function extractFeatures(backbone: Backbone, paths: readonly string[], options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractViews(
+  backbone: Backbone,
+  paths: readonly string[],
+  views: readonly View[],
+  options: ExtractOptions & { readonly step?: string } = {},
+): Promise<ViewsResult> {
   const start = performance.now();
+  if (new Set(views.map((v) => v.id)).size !== views.length) throw new HeadswapError('views must have distinct ids');
   const batchSize = Math.max(1, options.batchSize ?? 16);
   const fingerprint = backbone.fingerprint;
-  const byPath = new Map<string, ExtractedFeature>();
-  const skipped: { path: string; reason: string }[] = [];
+  const found = new Map<string, ViewFeature>();
+  const key = (path: string, variant: string): string => `${variant}\n${path}`;
+  const skipped = new Map<string, string>();
   let cached = 0;
   let computed = 0;
-  const report = progressTracker('features', paths.length, options.onProgress);
+  const jobs: Job[] = paths.flatMap((path) => views.map((view) => ({ path, view })));
+  const report = progressTracker(options.step ?? 'features', jobs.length, options.onProgress);
 
-  const prepare = async (chunk: readonly string[]): Promise<Pending[]> => {
-    const read = await Promise.all(
-      chunk.map(async (path) => {
-        try {
-          return { path, bytes: await readFile(path) };
-        } catch (err) {
-          skipped.push({ path, reason: `cannot read (${describeError(err)})` });
-          return undefined;
-        }
-      }),
-    );
-    const files = read.filter((f) => f !== undefined).map((f) => ({ ...f, hash: sha256(f.bytes) }));
-    const hits = options.cache?.getMany(fingerprint, files.map((f) => f.hash)) ?? new Map<string, Float32Array>();
+  const prepare = async (chunk: readonly Job[]): Promise<{ job: Job; hash: string; image: RgbImage }[]> => {
+    const files = new Map<string, Promise<{ bytes: Buffer; hash: string } | undefined>>();
+    for (const { path } of chunk) {
+      if (files.has(path) || skipped.has(path)) continue;
+      files.set(
+        path,
+        readFile(path).then(
+          (bytes) => ({ bytes, hash: sha256(bytes) }),
+          (err: unknown) => {
+            skipped.set(path, `cannot read (${describeError(err)})`);
+            return undefined;
+          },
+        ),
+      );
+    }
+    const read = new Map<string, { bytes: Buffer; hash: string }>();
+    for (const [path, p] of files) {
+      const f = await p;
+      if (f) read.set(path, f);
+    }
+    // One cache lookup per view present in the chunk.
+    const hits = new Map<string, Float32Array>();
+    if (options.cache) {
+      for (const view of new Set(chunk.map((j) => j.view))) {
+        const hashes = chunk.filter((j) => j.view === view && read.has(j.path)).map((j) => read.get(j.path)!.hash);
+        for (const [hash, v] of options.cache.getMany(fingerprint, hashes, view.id)) hits.set(key(hash, view.id), v);
+      }
+    }
     const decoded = await Promise.all(
-      files.map(async (f) => {
-        const hit = hits.get(f.hash);
+      chunk.map(async (job) => {
+        const f = read.get(job.path);
+        if (!f) return undefined;
+        const hit = hits.get(key(f.hash, job.view.id));
         if (hit) {
-          byPath.set(f.path, { path: f.path, hash: f.hash, vector: hit });
+          found.set(key(job.path, job.view.id), { path: job.path, hash: f.hash, variant: job.view.id, vector: hit });
           cached++;
           return undefined;
         }
         try {
-          return { path: f.path, hash: f.hash, image: await loadRgb({ name: f.path, data: f.bytes }, backbone.preprocessing, options) };
+          const image = await job.view.render({ name: job.path, data: f.bytes, hash: f.hash }, backbone.preprocessing, options);
+          return { job, hash: f.hash, image };
         } catch (err) {
           if (!(err instanceof HeadswapError)) throw err;
-          skipped.push({ path: f.path, reason: err.message.startsWith(f.path) ? err.message.slice(f.path.length + 2) : err.message });
+          skipped.set(job.path, err.message.startsWith(job.path) ? err.message.slice(job.path.length + 2) : err.message);
           return undefined;
         }
       }),
@@ -85,8 +134,8 @@ export async function extractFeatures(backbone: Backbone, paths: readonly string
     return decoded.filter((d) => d !== undefined);
   };
 
-  const chunks: string[][] = [];
-  for (let i = 0; i < paths.length; i += batchSize) chunks.push(paths.slice(i, i + batchSize));
+  const chunks: Job[][] = [];
+  for (let i = 0; i < jobs.length; i += batchSize) chunks.push(jobs.slice(i, i + batchSize));
   let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
   let done = 0;
   for (let i = 0; i < chunks.length; i++) {
@@ -94,14 +143,20 @@ export async function extractFeatures(backbone: Backbone, paths: readonly string
     next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
     if (pending.length > 0) {
       const { data, dims } = await backbone.features(pending.map((p) => p.image));
-      const rows = pending.map((p, j) => ({ path: p.path, hash: p.hash, vector: data.slice(j * dims, (j + 1) * dims) }));
-      options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash }, vector: r.vector })));
-      for (const r of rows) byPath.set(r.path, r);
+      const rows = pending.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
+      options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
+      for (const r of rows) found.set(key(r.path, r.variant), r);
       computed += rows.length;
     }
     done += chunks[i]!.length;
     report(done);
   }
-  const features = paths.flatMap((p) => byPath.get(p) ?? []);
-  return { features, skipped, cached, computed, millis: performance.now() - start };
+  const features = paths.filter((p) => !skipped.has(p)).flatMap((p) => views.flatMap((v) => found.get(key(p, v.id)) ?? []));
+  return { features, skipped: [...skipped].map(([path, reason]) => ({ path, reason })), cached, computed, millis: performance.now() - start };
+}
+
+/** Feature vectors for a list of image files, in the same order (skipped files left out): extractViews with the plain view. */
+export async function extractFeatures(backbone: Backbone, paths: readonly string[], options: ExtractOptions = {}): Promise<ExtractResult> {
+  const result = await extractViews(backbone, paths, [PLAIN_VIEW], options);
+  return { ...result, features: result.features.map(({ path, hash, vector }) => ({ path, hash, vector })) };
 }

@@ -477,6 +477,29 @@ export function predictHead(weights: HeadWeights, x: Float32Array, n: number): F
   return out;
 }
 
+/** A photo's feature vector and, for test-time flip, its mirror image's. */
+export interface FeatureRow {
+  readonly vector: Float32Array;
+  readonly mirror?: Float32Array;
+}
+
+/**
+ * Class probabilities of `rows`; with `flip`, averaged with those of their mirror images, as the
+ * exported graph computes them (a row without a mirror counts its own vector twice).
+ */
+export function predictRows(weights: HeadWeights, rows: readonly FeatureRow[], flip: boolean): Float32Array {
+  const d = rows[0]?.vector.length ?? 0;
+  const matrix = (pick: (r: FeatureRow) => Float32Array): Float32Array => {
+    const x = new Float32Array(rows.length * d);
+    rows.forEach((r, i) => x.set(pick(r), i * d));
+    return x;
+  };
+  const probs = predictHead(weights, matrix((r) => r.vector), rows.length);
+  if (!flip) return probs;
+  const other = predictHead(weights, matrix((r) => r.mirror ?? r.vector), rows.length);
+  return probs.map((p, i) => (p + other[i]!) / 2);
+}
+
 export interface FitOptions extends HeadOptions {
   /**
    * After early stopping on the validation set, train again on training + validation photos for
@@ -503,12 +526,14 @@ function concatDatasets(a: Dataset, b: Dataset): Dataset {
  * validation photos only adds noise (5-fold CV on clothing7 train/: the same mean top-1, 73.6%,
  * but from 70.9-75.5% depending on the seed down to no spread at all). A head with a hidden layer
  * is refit for the epoch count validation chose. The returned history is the validated run's.
+ * `refitOn` replaces train + validation for the refit (e.g. with the validation photos'
+ * augmented views, which must not be in the validation set itself).
  */
-export async function fitHead(train: Dataset, validation: Dataset | undefined, options: FitOptions = {}): Promise<TrainedHead> {
+export async function fitHead(train: Dataset, validation: Dataset | undefined, options: FitOptions = {}, refitOn?: Dataset): Promise<TrainedHead> {
   const { refit = true, ...head } = options;
   const validated = await trainHead(train, validation, head);
   if (!validation || !refit) return validated;
   const epochs = validated.options.hidden > 0 ? validated.bestEpoch : head.epochs;
-  const final = await trainHead(concatDatasets(train, validation), undefined, { ...head, epochs });
+  const final = await trainHead(refitOn ?? concatDatasets(train, validation), undefined, { ...head, epochs });
   return { ...final, history: validated.history, bestEpoch: validated.bestEpoch, millis: validated.millis + final.millis };
 }

@@ -98,15 +98,6 @@ export function addFlipTta(model: ModelProto, tensor: string, width: number, out
   ];
 }
 
-/** True when the network's image input declares batch size 1 (e.g. EfficientNet-Lite4's export). */
-function fixedBatchOfOne(model: ModelProto): boolean {
-  const g = graphOf(model);
-  const inits = new Set((g.initializer ?? []).map((t) => t.name));
-  const input = (g.input ?? []).find((i) => !inits.has(i.name ?? ''));
-  const first = input?.type?.tensorType?.shape?.dim?.[0];
-  return first?.dimValue != null && Number(first.dimValue) === 1;
-}
-
 export interface ExportOptions {
   /** Applied to the backbone's features before the head's standardization. */
   readonly transform?: FeatureTransform;
@@ -120,7 +111,7 @@ export interface ExportOptions {
  * standardize -> dense -> softmax -> [average] -> probabilities.
  */
 export function exportHeadModel(backbone: Backbone, head: HeadWeights, options: ExportOptions = {}): Uint8Array {
-  if (options.tta && fixedBatchOfOne(backbone.graph())) {
+  if (options.tta && backbone.batchOfOne) {
     throw new HeadswapError(`${backbone.source.origin}: the network's batch size is fixed at 1, so the mirror image cannot run beside the photo; export without test-time flip`);
   }
   const m = backbone.featureModel();
