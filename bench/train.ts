@@ -1,24 +1,30 @@
 /**
- * The main job on clothing7 with the default backbone: a cold run (empty feature cache), then a
- * warm run (every feature cached). Prints JSON with seconds, images/s, top-1 and top-5.
- *   npm run bench:train
+ * The main job on clothing7 with the default backbone, for every `--quality` level: a cold run
+ * (empty feature cache), then a warm run (every feature cached). Prints JSON with wall and CPU
+ * seconds, images/s, top-1 and top-5, and each level's cold time as a multiple of `fast`'s (the
+ * default is the best level within 3x `fast`).
+ *   npm run bench:train [-- base] [-- levels]      e.g. npm run bench:train -- mobilenet_v2 fast,balanced
  * Reads the bundled copy of clothing7 (data/clothing7): train/ to train, test/ to score.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../src/head/quality.js';
 import { train, type TrainResult } from '../src/train.js';
 import { packagePath } from '../src/util/paths.js';
 
 const data = packagePath('data', 'clothing7', 'train');
 const testDir = packagePath('data', 'clothing7', 'test');
 const base = process.argv[2] ?? 'mobilenet_v2';
+const levels = (process.argv[3]?.split(',') ?? QUALITY_NAMES) as QualityName[];
+for (const l of levels) if (!QUALITY_NAMES.includes(l)) throw new Error(`unknown quality ${l}; known: ${QUALITY_NAMES.join(', ')}`);
 const dir = await mkdtemp(join(tmpdir(), 'headswap-bench-'));
 
-function summary(r: TrainResult, seconds: number): Record<string, number> {
+function summary(r: TrainResult, seconds: number, cpuSeconds: number): Record<string, number> {
   const top5 = r.evaluation.topK.find((t) => t.k === 5)?.accuracy ?? NaN;
   return {
     seconds: +seconds.toFixed(2),
+    cpuSeconds: +cpuSeconds.toFixed(2),
     featureSeconds: +(r.timings.featuresMs / 1000).toFixed(2),
     headSeconds: +(r.timings.headMs / 1000).toFixed(2),
     imagesPerSecond: +r.timings.imagesPerSecond.toFixed(0),
@@ -30,22 +36,38 @@ function summary(r: TrainResult, seconds: number): Record<string, number> {
 }
 
 try {
-  const run = async (out: string): Promise<[TrainResult, number]> => {
-    const t = performance.now();
-    const r = await train({ data, testDir, base, cacheDir: join(dir, 'cache'), out: join(dir, out) });
-    return [r, (performance.now() - t) / 1000];
-  };
-  const [cold, coldS] = await run('cold.model');
-  const [warm, warmS] = await run('warm.model');
+  const results: Record<string, { cold: Record<string, number>; warm: Record<string, number>; ci95Top1: number[] }> = {};
+  for (const quality of levels) {
+    // A cache of its own per level, so every cold run starts empty.
+    const run = async (out: string): Promise<Record<string, number>> => {
+      const cpu = process.cpuUsage();
+      const t = performance.now();
+      const r = await train({ data, testDir, base, quality, cacheDir: join(dir, `cache-${quality}`), out: join(dir, `${quality}-${out}`), record: false });
+      const used = process.cpuUsage(cpu);
+      last = r;
+      return summary(r, (performance.now() - t) / 1000, (used.user + used.system) / 1e6);
+    };
+    let last: TrainResult | undefined;
+    const cold = await run('cold.model');
+    const warm = await run('warm.model');
+    results[quality] = { cold, warm, ci95Top1: last!.evaluation.top1Ci95.map((x) => +(x * 100).toFixed(1)) };
+    console.error(quality, JSON.stringify(results[quality]));
+  }
+  const fast = results.fast?.cold;
   console.log(
     JSON.stringify(
       {
         dataset: 'clothing7 (train/ -> test/)',
         backbone: base,
-        images: { train: cold.evaluation.count === 0 ? 0 : Object.values(cold.counts).reduce((a, c) => a + c.train + c.validation, 0), test: cold.evaluation.count },
-        cold: summary(cold, coldS),
-        warm: summary(warm, warmS),
-        ci95Top1: cold.evaluation.top1Ci95.map((x) => +(x * 100).toFixed(1)),
+        default: DEFAULT_QUALITY,
+        results,
+        ...(fast
+          ? {
+              coldVsFast: Object.fromEntries(
+                Object.entries(results).map(([q, r]) => [q, { wall: +(r.cold.seconds! / fast.seconds!).toFixed(2), cpu: +(r.cold.cpuSeconds! / fast.cpuSeconds!).toFixed(2) }]),
+              ),
+            }
+          : {}),
       },
       null,
       2,

@@ -70,8 +70,11 @@ describe('train end to end on real photos', () => {
     assert.match(meta.dataset.fingerprint, /^[0-9a-f]{64}$/);
 
     const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
-    // The default quality averages each photo with its mirror image, inside the exported graph too.
-    assert.deepEqual(meta.training.quality, { name: 'fast', tta: true, views: [] });
+    // The default quality trains on augmented views and averages each photo with its mirror image,
+    // inside the exported graph too.
+    assert.equal(meta.training.quality.name, 'balanced');
+    assert.equal(meta.training.quality.tta, true);
+    assert.equal(meta.training.quality.views.length, 5);
     const backbone = await Backbone.load('mobilenet_v2');
     const extracted = await extractFeatures(backbone, files);
     const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
@@ -105,8 +108,10 @@ describe('train end to end on real photos', () => {
     const q = best.metadata.training.quality!;
     assert.equal(q.views.length, 11);
     assert.equal(new Set(q.views).size, 11);
-    // 30 training photos x 11 views, all new; the plain and mirror vectors come from the first run's cache.
-    assert.equal(best.features.computed, 330);
+    // 30 training photos x 11 views, of which the default's 5 (mirror + crops 0-3) are already
+    // cached by the first run, like the plain and mirror vectors: only crops 4-9 are new.
+    assert.deepEqual(best.metadata.training.quality!.views.slice(0, 5), first.metadata.training.quality!.views);
+    assert.equal(best.features.computed, 30 * 6);
     assert.ok(best.evaluation.top1 >= 0.75, `top-1 ${best.evaluation.top1}`);
     const again = await train({ data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
     assert.equal(again.features.computed, 0);

@@ -1,10 +1,10 @@
 import { basename, dirname, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
-import type { Progress } from '../util/progress.js';
+import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../head/quality.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
@@ -13,26 +13,10 @@ interface Flags {
   budget?: number;
   base: string;
   seed: number;
+  quality: QualityName;
   cacheDir?: string;
   json?: boolean;
   report?: boolean | string;
-}
-
-/** A fresh bar for each step: one bar's total is fixed when it starts. */
-function stepBars(): { update: (p: Progress) => void; stop: () => void } {
-  let bar = progressBar();
-  let step: string | undefined;
-  return {
-    update(p) {
-      if (step !== undefined && p.step !== step) {
-        bar.stop();
-        bar = progressBar();
-      }
-      step = p.step;
-      bar.update(p);
-    },
-    stop: () => bar.stop(),
-  };
 }
 
 function topK(r: ApproachResult, k: number): string {
@@ -74,6 +58,7 @@ export function registerCompare(program: Command): void {
     .option('--budget <seconds>', 'most seconds the from-scratch network may train (it gets 10x the transfer run\'s time, and at least as much) (default 120)', num(1, 86_400))
     .option('--base <id|path|url>', "backbone for transfer learning: zoo id ('headswap backbones'), .onnx file or URL", 'mobilenet_v2')
     .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
+    .addOption(new Option('--quality <level>', "the transfer run's --quality (see 'headswap train --help')").choices(QUALITY_NAMES).default(DEFAULT_QUALITY))
     .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
     .option('--json', 'print the comparison as JSON on stdout')
     .option('--report [file]', 'also write an HTML report with the comparison (default <dir>.compare.html)')
@@ -81,13 +66,14 @@ export function registerCompare(program: Command): void {
     .action(async (dir: string, f: Flags) => {
       // Loaded on use: the TensorFlow.js wasm backend and layers are heavy to import.
       const { compareRuns } = await import('../compare/compare.js');
-      const bars = stepBars();
+      const bars = progressBar();
       const { result, transferRun, runId } = await compareRuns({
         data: dir,
         testDir: f.testDir,
         budgetSeconds: f.budget,
         base: f.base,
         seed: f.seed,
+        quality: f.quality,
         cacheDir: f.cacheDir,
         onProgress: (p) => bars.update(p),
         onWarning: (m) => warn(m),

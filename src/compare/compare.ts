@@ -8,6 +8,7 @@ import { cacheDir } from '../backbone/source.js';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
 import { FeatureCache, defaultCachePath } from '../features/cache.js';
 import { HeadswapError } from '../errors.js';
+import type { QualityName } from '../head/quality.js';
 import type { TrainedHead } from '../head/train.js';
 import { train, type TrainResult } from '../train.js';
 import type { ProgressCallback } from '../util/progress.js';
@@ -25,6 +26,8 @@ export interface CompareOptions {
   readonly base?: string;
   /** Seeds the split and both trainings. */
   readonly seed?: number;
+  /** The transfer run's `quality` (train()'s option). */
+  readonly quality?: QualityName;
   /** Where downloaded backbones live; default $HEADSWAP_CACHE or the user cache folder. */
   readonly cacheDir?: string;
   /** Record the run in the history (`headswap runs`); default true. */
@@ -87,6 +90,7 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
     testDir: options.testDir,
     base: options.base,
     seed,
+    quality: options.quality,
     cacheDir: options.cacheDir,
     noCache: true,
     out: false,
@@ -123,7 +127,7 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
       data: resolve(options.data),
       testDir: options.testDir ? resolve(options.testDir) : null,
       base: result.backbone.origin,
-      options: { seed, budgetCap: cap, budget: scratch.budgetSeconds, scratchSize: scratch.inputSize },
+      options: { seed, quality: result.metadata.training.quality?.name ?? null, budgetCap: cap, budget: scratch.budgetSeconds, scratchSize: scratch.inputSize },
       fingerprint: result.metadata.dataset.fingerprint,
       metrics: { top1: transfer.evaluation.top1, scratchTop1: scratch.evaluation.top1, gap: transfer.evaluation.top1 - scratch.evaluation.top1 },
       timings: { total: transfer.trainSeconds + scratch.trainSeconds, transfer: transfer.trainSeconds, scratch: scratch.trainSeconds },
