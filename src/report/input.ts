@@ -20,7 +20,7 @@ export function reportFromTrain(r: TrainResult, title: string, compare?: Compare
     evaluation: r.evaluation,
     crossValidation: r.crossValidation,
     compare,
-    options: { ...r.head.options, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
+    options: { quality: m.training.quality?.name ?? 'plain', ...r.head.options, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
     timings: { features: r.timings.featuresMs / 1000, head: r.timings.headMs / 1000, export: r.timings.exportMs / 1000, total: r.timings.totalMs / 1000 },
     versions: m.versions,
   };
@@ -50,7 +50,7 @@ export async function reportFromModel(dir: string): Promise<ReportInput> {
     bestEpoch: m.training.bestEpoch,
     evaluation: { ...m.metrics, misclassified: m.metrics.misclassified.map((x) => ({ ...x, file: resolve(testRoot, x.file) })) },
     crossValidation: m.training.crossValidation ?? undefined,
-    options: { ...m.training.head, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
+    options: { quality: m.training.quality?.name ?? 'plain', ...m.training.head, seed: m.training.seed, valPct: m.training.valPct, testPct: m.training.testPct, testDir: m.dataset.testDir },
     timings: Object.fromEntries(Object.entries(m.training.timings).map(([k, v]) => [k.replace(/Ms$/, ''), v / 1000])),
     versions: m.versions,
   };
