@@ -2,7 +2,7 @@ import { Backbone, type BackboneOptions } from './backbone/backbone.js';
 import { DEFAULT_BACKBONE } from './backbone/zoo.js';
 import type { ClassifierPrediction } from './export/classifier.js';
 import { loadRgb, type LoadOptions } from './image/preprocess.js';
-import { streamPredictions, type ImageModel } from './predict.js';
+import { streamPredictions, type ImageModel, type SkipCallback } from './predict.js';
 
 export interface ClassifyOptions extends LoadOptions {
   /** Backbone: zoo id, `.onnx` path or URL; it must have its own classifier (e.g. ImageNet). */
@@ -10,7 +10,7 @@ export interface ClassifyOptions extends LoadOptions {
   readonly backbone?: BackboneOptions;
   readonly top?: number;
   readonly batchSize?: number;
-  readonly onSkip?: (path: string, reason: string) => void;
+  readonly onSkip?: SkipCallback;
 }
 
 /**

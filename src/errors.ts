@@ -14,3 +14,12 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? String(err);
   return String(err);
 }
+
+/**
+ * A file-system error as "CODE: description" without the syscall and path Node appends
+ * (", open '/x/y.jpg'"), for messages that already name the file.
+ */
+export function describeFsError(err: unknown): string {
+  const message = describeError(err);
+  return (err as NodeJS.ErrnoException | null)?.code ? message.replace(/, \w+ '.*'$/, '') : message;
+}

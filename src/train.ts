@@ -140,6 +140,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const testScan = options.testDir ? await scanDataset(options.testDir, { classes: scanned.classes }) : undefined;
   const classes = scanned.classes;
   for (const w of [...scanned.warnings, ...(testScan?.warnings ?? [])]) warn(w);
+  for (const s of [...scanned.skipped, ...(testScan?.skipped ?? [])]) warn(`skipped ${s.path}: ${s.reason}`);
   const split = splitDataset(scanned.files, classes, {
     valPct: options.valPct ?? 10,
     testPct: options.testPct ?? 10,

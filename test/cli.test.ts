@@ -71,7 +71,9 @@ describe('headswap CLI', () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
-    assert.match(forced.stdout, /features: 0 computed, 20 from cache/);
+    // 20 photos, 5 augmented views of each of the 12 training photos, the 8 test photos' mirrors.
+    assert.match(forced.stdout, /quality balanced \(mirror-image averaging, 5 augmented views per training photo\)/);
+    assert.match(forced.stdout, /features: 0 computed, 88 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);
     assert.match(forced.stderr, /report written to photos\.model\/report\.html/);
     for (const f of ['report.html', 'confusion.png', 'learningCurves.png']) assert.ok(existsSync(join(dir, 'photos.model', f)), f);
@@ -95,9 +97,10 @@ describe('headswap CLI', () => {
     const r = headswap('predict', 'photos.model', 'held-out/hat');
     assert.equal(r.code, 0);
     assert.equal(r.stdout.trim().split('\n').length, 4);
-    const warnings = r.stderr.trim().split('\n');
+    const [summary, ...warnings] = r.stderr.trim().split('\n').reverse();
     assert.equal(warnings.length, 4, r.stderr);
     for (const w of warnings) assert.match(w, /^warning: skipped .*held-out\/hat\/(zero-byte|truncated|not-an-image|bomb)/);
+    assert.equal(summary, 'skipped 4 file(s) (listed above); 4 image(s) classified');
   });
 
   it('classify shows ImageNet labels of the default backbone', () => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { classifyFiles } from '../classify.js';
 import { HeadswapError } from '../errors.js';
 import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
-import { warn } from './output.js';
+import { skippedSummary, warn } from './output.js';
 import { int } from './parse.js';
 import { writePredictions } from './predictions.js';
 
@@ -38,5 +38,6 @@ export function registerClassify(program: Command): void {
       });
       const n = await writePredictions(stream, f.json ? 'json' : f.csv ? 'csv' : 'text', f.top);
       if (n === 0) throw new HeadswapError(`no image could be classified in ${paths.join(', ')}${skipped ? ` (${skipped} skipped)` : ''}`);
+      skippedSummary(skipped, n, 'classified');
     });
 }

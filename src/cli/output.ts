@@ -1,14 +1,23 @@
 import cliProgress from 'cli-progress';
 import { HeadswapError } from '../errors.js';
 import type { Progress } from '../util/progress.js';
+import { escapeControl } from '../util/text.js';
 
-/** Writes one line to stderr (messages the user reads; stdout is for results). */
+/**
+ * Writes one line to stderr (messages the user reads; stdout is for results). Control characters
+ * (a newline or an escape sequence inside a file name) are escaped, so it stays one line.
+ */
 export function info(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${escapeControl(line)}\n`);
 }
 
 export function warn(line: string): void {
-  process.stderr.write(`warning: ${line}\n`);
+  process.stderr.write(`warning: ${escapeControl(line)}\n`);
+}
+
+/** The closing line of a command that passed over files: how many, so none goes unnoticed. */
+export function skippedSummary(skipped: number, done: number, verb: string): void {
+  if (skipped > 0) info(`skipped ${skipped} file(s) (listed above); ${done} image(s) ${verb}`);
 }
 
 function seconds(s: number): string {
@@ -24,8 +33,17 @@ export function progressBar(): { update: (p: Progress) => void; stop: () => void
   let bar: cliProgress.SingleBar | undefined;
   let last: Progress | undefined;
   const tty = process.stderr.isTTY;
+  // Closes the current step: its bar on a terminal, its summary line elsewhere.
+  const finish = (): void => {
+    bar?.stop();
+    bar = undefined;
+    if (last && !tty) info(`${last.step}: ${last.done}/${last.total} images · ${last.rate.toFixed(0)} images/s`);
+    last = undefined;
+  };
   return {
     update(p) {
+      // A job runs several steps (features, augmented views, mirror images): one bar each.
+      if (last && last.step !== p.step) finish();
       last = p;
       if (!tty) return;
       const payload = { step: p.step, rate: p.rate.toFixed(0), eta: seconds(p.etaSeconds) };
@@ -39,12 +57,7 @@ export function progressBar(): { update: (p: Progress) => void; stop: () => void
         bar.update(p.done, payload);
       }
     },
-    stop() {
-      bar?.stop();
-      bar = undefined;
-      if (last && !tty) info(`${last.step}: ${last.done}/${last.total} images · ${last.rate.toFixed(0)} images/s`);
-      last = undefined;
-    },
+    stop: finish,
   };
 }
 

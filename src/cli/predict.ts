@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { HeadswapError } from '../errors.js';
 import { openPredictor, streamPredictions } from '../predict.js';
-import { warn } from './output.js';
+import { skippedSummary, warn } from './output.js';
 import { int } from './parse.js';
 import { writePredictions } from './predictions.js';
 
@@ -37,6 +37,7 @@ export function registerPredict(program: Command): void {
         });
         const n = await writePredictions(stream, f.json ? 'json' : f.csv ? 'csv' : 'text', Math.min(f.top, predictor.model.labels.length));
         if (n === 0) throw new HeadswapError(`no image could be classified in ${paths.join(', ')}${skipped ? ` (${skipped} skipped)` : ''}`);
+        skippedSummary(skipped, n, 'classified');
       } finally {
         await predictor.release();
       }

@@ -1,4 +1,5 @@
 import type { ClassifierPrediction } from '../export/classifier.js';
+import { escapeControl } from '../util/text.js';
 import { percent } from './output.js';
 
 export type PredictionFormat = 'text' | 'json' | 'csv';
@@ -24,7 +25,8 @@ export async function writePredictions(stream: AsyncIterable<ClassifierPredictio
     } else if (format === 'csv') {
       process.stdout.write(`${[csvCell(p.input), ...p.top.flatMap((t) => [csvCell(t.label), t.probability.toFixed(6)])].join(',')}\n`);
     } else {
-      process.stdout.write(`${p.input}\t${p.top.map((t) => `${t.label} ${percent(t.probability)}`).join('  ')}\n`);
+      // Escaped so a newline or tab in a file name cannot break the one-row-per-image format.
+      process.stdout.write(`${escapeControl(p.input)}\t${p.top.map((t) => `${t.label} ${percent(t.probability)}`).join('  ')}\n`);
     }
   }
   return count;

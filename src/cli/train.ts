@@ -3,9 +3,11 @@ import { Option, type Command } from 'commander';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import { formatEvaluation, table } from '../evaluate/format.js';
+import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../head/quality.js';
 import type { HeadOptions } from '../head/train.js';
 import { train, type TrainOptions, type TrainResult } from '../train.js';
 import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
+import { escapeControl } from '../util/text.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
@@ -29,6 +31,7 @@ interface TrainFlags extends BackboneFlags {
   pixelLimit?: number;
   top: number;
   cv?: number;
+  quality: QualityName;
   report?: boolean;
   json?: boolean;
 }
@@ -51,6 +54,11 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--cache-dir <dir>', 'feature cache and model downloads (default $HEADSWAP_CACHE or the user cache folder)')
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
+    .addOption(
+      new Option('--quality <level>', 'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction; best: + training on augmented views (~10x backbone time, cached)')
+        .choices(QUALITY_NAMES)
+        .default(DEFAULT_QUALITY),
+    )
     .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
     .option('--report', 'also write report.html (plots, confusions with thumbnails) into the model folder')
     .option('--json', 'print the result as JSON on stdout');
@@ -87,6 +95,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     pixelLimit: f.pixelLimit,
     topK: f.top,
     cv: f.cv,
+    quality: f.quality,
     onProgress: (p) => bar.update(p),
     onWarning: (m) => warn(m),
     ...extra,
@@ -105,15 +114,28 @@ export function resultJson(r: TrainResult): unknown {
   return { ...r, head };
 }
 
+/** A copy of plain data with every string's control characters escaped (typed arrays kept). */
+function escapeStrings<T>(value: T): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return escapeControl(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object' && !ArrayBuffer.isView(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}
+
 export function formatTrainResult(r: TrainResult): string {
   const lines: string[] = [];
   const total = (k: 'train' | 'validation' | 'test'): number => Object.values(r.counts).reduce((a, c) => a + c[k], 0);
-  lines.push(`backbone ${r.backbone.id} (${r.backbone.featureDims} features) · ${r.classes.length} classes`);
+  const q = r.metadata.training.quality;
+  const extras = [q?.tta ? 'mirror-image averaging' : '', q?.views.length ? `${q.views.length} augmented views per training photo` : ''].filter(Boolean).join(', ');
+  lines.push(`backbone ${r.backbone.id} (${r.backbone.featureDims} features) · ${r.classes.length} classes · quality ${q?.name ?? 'plain'}${extras ? ` (${extras})` : ''}`);
   lines.push(
     table(
       [
         ['class', 'train', 'validation', 'test'],
-        ...r.classes.map((c) => [c, String(r.counts[c]!.train), String(r.counts[c]!.validation), String(r.counts[c]!.test)]),
+        ...r.classes.map((c) => [escapeControl(c), String(r.counts[c]!.train), String(r.counts[c]!.validation), String(r.counts[c]!.test)]),
         ['total', String(total('train')), String(total('validation')), String(total('test'))],
       ],
       ['l', 'r', 'r', 'r'],
@@ -125,7 +147,8 @@ export function formatTrainResult(r: TrainResult): string {
       ` · head: ${r.head.history.length} epochs (best ${r.head.bestEpoch}) in ${t.headMs.toFixed(0)} ms · total ${(t.totalMs / 1000).toFixed(1)}s`,
   );
   if (r.skipped.length > 0) lines.push(`skipped ${r.skipped.length} file(s) (listed above)`);
-  lines.push('', formatEvaluation(r.evaluation));
+  // Class and file names can hold newlines or escape sequences; the tables must stay tables.
+  lines.push('', formatEvaluation(escapeStrings(r.evaluation)));
   const cv = r.crossValidation;
   if (cv) {
     const ks = cv.topK.filter((t) => t.k > 1).map((t) => ` · top-${t.k} ${percent(t.mean)} ± ${percent(t.std)}`).join('');

@@ -94,7 +94,10 @@ async function checkSymlink(path: string, rootReal: string): Promise<{ ok: true 
   }
   if (target !== rootReal && !target.startsWith(rootReal + sep)) return { ok: false, reason: 'symlink points outside the dataset folder' };
   // Following directory links could revisit folders or loop; files reached via links are enough.
-  if ((await stat(target)).isDirectory()) return { ok: false, reason: 'symlinked folder not followed' };
+  const info = await stat(target);
+  if (info.isDirectory()) return { ok: false, reason: 'symlinked folder not followed' };
+  // A link to a FIFO or device would block or never end when read.
+  if (!info.isFile()) return { ok: false, reason: 'symlink to something that is not a regular file' };
   return { ok: true };
 }
 
@@ -138,6 +141,16 @@ async function walkClass(dir: string, relDir: string, rootReal: string, out: Wal
     }),
   );
   if (depth > 0 && direct > 0) out.nestedWithImages.push(relDir);
+}
+
+/** Empty class folders named one per line up to this many; beyond it, one line for all. */
+const EMPTY_CLASS_LINES = 5;
+
+/** One warning per empty class folder, or a single summary line when there are many (e.g. 10 000). */
+function emptyClassWarnings(names: readonly string[]): string[] {
+  if (names.length <= EMPTY_CLASS_LINES) return names.map((name) => `class folder ${quoteName(name)} has no images and was ignored`);
+  const shown = names.slice(0, 3).map(quoteName).join(', ');
+  return [`${names.length} class folders have no images and were ignored (${shown}, …)`];
 }
 
 /**
@@ -202,6 +215,7 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
 
   const forced = options.classes;
   const found = new Map<string, { path: string; relPath: string }[]>();
+  const emptyClasses: string[] = [];
   for (const name of classDirs) {
     const walk: Walk = { images: [], skipped, nestedWithImages: [] };
     await walkClass(join(absRoot, name), name, rootReal, walk, 0);
@@ -211,7 +225,7 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
       continue;
     }
     if (walk.images.length === 0) {
-      warnings.push(`class folder ${quoteName(name)} has no images and was ignored`);
+      emptyClasses.push(name);
       continue;
     }
     if (walk.nestedWithImages.length > 0) {
@@ -220,6 +234,8 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
     }
     found.set(name, walk.images);
   }
+
+  warnings.push(...emptyClassWarnings(emptyClasses));
 
   const classes = forced ? [...forced] : [...found.keys()];
   if (forced) {

@@ -164,13 +164,19 @@ export class FeatureCache {
 
   /** The cached vector, or undefined if absent (or stored with a length that does not match). */
   get(key: FeatureKey): Float32Array | undefined {
+    if (!this.db.open) return undefined;
     const { backbone, image, variant = '' } = key;
     const row = withCacheErrors(this.path, () => this.selectOne.get(backbone, image, variant));
     return row && decodeRow(row);
   }
 
-  /** Cached vectors for many images of one backbone/variant, keyed by image; absent ones are left out. */
+  /**
+   * Cached vectors for many images of one backbone/variant, keyed by image; absent ones are left out.
+   * A closed cache has nothing: a read-ahead still in flight when a failed run closed the cache
+   * (e.g. the disk filled up) then finishes quietly instead of crashing the process.
+   */
   getMany(backbone: string, images: readonly string[], variant = ''): Map<string, Float32Array> {
+    if (!this.db.open) return new Map();
     return withCacheErrors(this.path, () => this.selectMany(backbone, images, variant));
   }
 
@@ -351,6 +357,13 @@ function withCacheErrors<T>(path: string, fn: () => T): T {
     if (code.startsWith('SQLITE_FULL')) {
       throw new HeadswapError(
         `${path}: disk full while writing the feature cache; free some space or set HEADSWAP_CACHE to another folder`,
+        { cause: err },
+      );
+    }
+    // A write the OS refused (e.g. a file size limit, EFBIG, or a failing disk): nothing was committed.
+    if (code.startsWith('SQLITE_IOERR')) {
+      throw new HeadswapError(
+        `${path}: cannot write the feature cache (${reason}, ${code}); check free space and the disk, or set HEADSWAP_CACHE to another folder`,
         { cause: err },
       );
     }

@@ -141,12 +141,18 @@ export async function extractViews(
   for (let i = 0; i < chunks.length; i++) {
     const pending = await next!;
     next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
-    if (pending.length > 0) {
-      const { data, dims } = await backbone.features(pending.map((p) => p.image));
-      const rows = pending.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
-      options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
-      for (const r of rows) found.set(key(r.path, r.variant), r);
-      computed += rows.length;
+    try {
+      if (pending.length > 0) {
+        const { data, dims } = await backbone.features(pending.map((p) => p.image));
+        const rows = pending.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
+        options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
+        for (const r of rows) found.set(key(r.path, r.variant), r);
+        computed += rows.length;
+      }
+    } catch (err) {
+      // Settle the read-ahead before the caller closes the cache it reads, or its rejection crashes the process.
+      await next?.catch(() => undefined);
+      throw err;
     }
     done += chunks[i]!.length;
     report(done);

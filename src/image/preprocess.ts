@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError, describeError, describeFsError } from '../errors.js';
 import type { Preprocessing, RgbImage } from './types.js';
 
 /** Images above this many pixels are refused before decoding (a 20000x20000 "pixel bomb" is 400 MP). */
@@ -23,6 +24,65 @@ function inputName(input: ImageInput): string {
   return typeof input === 'string' ? input : input.name;
 }
 
+/** What the first bytes say the file is; only these formats reach the decoder. */
+export type SniffedFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'heif' | 'svg';
+
+/** The formats sharp may decode for headswap (its `metadata().format` names). */
+const DECODABLE = new Set(['jpeg', 'png', 'gif', 'webp', 'tiff', 'heif']);
+/** ISO-BMFF brands of still images (AVIF, HEIF); video brands (mp41, isom, qt...) are not images. */
+const HEIF_BRANDS = new Set(['avif', 'avis', 'mif1', 'msf1', 'miaf', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx']);
+
+function startsWith(data: Uint8Array, bytes: readonly number[]): boolean {
+  return data.length >= bytes.length && bytes.every((b, i) => data[i] === b);
+}
+
+function ascii(data: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode(...data.subarray(from, to));
+}
+
+/**
+ * The image format from the file's magic bytes, or undefined. Decoding is allowed only for these,
+ * so sharp never sees SVG (which can reference files and URLs) or any other format it happens to
+ * support; the file name's extension is not trusted.
+ */
+export function sniffFormat(data: Uint8Array): SniffedFormat | undefined {
+  if (startsWith(data, [0xff, 0xd8, 0xff])) return 'jpeg';
+  if (startsWith(data, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
+  const head = ascii(data, 0, 12);
+  if (head.startsWith('GIF87a') || head.startsWith('GIF89a')) return 'gif';
+  if (head.startsWith('RIFF') && head.slice(8, 12) === 'WEBP') return 'webp';
+  if (/^(II[*+]\0|MM\0[*+])/.test(head)) return 'tiff';
+  if (head.slice(4, 8) === 'ftyp' && HEIF_BRANDS.has(head.slice(8, 12))) return 'heif';
+  // Named only for a clearer message: text that opens like XML and has an <svg> element early on.
+  const text = new TextDecoder().decode(data.subarray(0, 64 * 1024)).replace(/^\uFEFF?\s*/, '');
+  if (text.startsWith('<') && /<svg[\s>]/i.test(text)) return 'svg';
+  return undefined;
+}
+
+/**
+ * Reads a whole regular file. Opened non-blocking and checked with fstat first, so a FIFO or a
+ * device named like an image (e.g. /dev/zero) is refused at once instead of blocking or never ending.
+ */
+async function readRegularFile(path: string): Promise<Buffer> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new HeadswapError(`${path}: cannot read (${describeFsError(err)}); check the path and its permissions`);
+  }
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new HeadswapError(`${path}: is a folder, not an image file`);
+    if (!info.isFile()) throw new HeadswapError(`${path}: not a regular file (a pipe, socket or device); give an image file`);
+    return await handle.readFile();
+  } catch (err) {
+    if (err instanceof HeadswapError) throw err;
+    throw new HeadswapError(`${path}: cannot read (${describeFsError(err)}); check the path and its permissions`);
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Decodes any common image (JPEG, PNG, WebP, GIF first frame, AVIF, TIFF), applies EXIF
  * orientation, turns grey/CMYK/16-bit/alpha into 8-bit sRGB (alpha flattened onto white),
@@ -32,18 +92,23 @@ export async function loadRgb(input: ImageInput, pre: Preprocessing, options: Lo
   const name = inputName(input);
   const [height, width] = pre.size;
   const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
-  let source: Buffer;
-  try {
-    source = typeof input === 'string' ? await readFile(input) : Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
-  } catch (err) {
-    throw new HeadswapError(`${name}: cannot read (${describeError(err)}); check the path and its permissions`);
-  }
+  const source = typeof input === 'string' ? await readRegularFile(input) : Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
   if (source.length === 0) throw new HeadswapError(`${name}: empty file (0 bytes); remove it`);
+  const sniffed = sniffFormat(source);
+  if (sniffed === 'svg') {
+    throw new HeadswapError(`${name}: not a readable image (SVG vector graphics are not read: they can load other files and URLs); convert it to PNG`);
+  }
+  if (!sniffed) {
+    throw new HeadswapError(`${name}: not a readable image (its content is not JPEG, PNG, WebP, GIF, AVIF or TIFF, whatever its name); remove it or convert it to JPEG/PNG`);
+  }
   let meta: Metadata;
   try {
     meta = await sharp(source, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw new HeadswapError(`${name}: not a readable image (${describeError(err)}); remove it or convert it to JPEG/PNG`);
+  }
+  if (!DECODABLE.has(meta.format)) {
+    throw new HeadswapError(`${name}: not a readable image (${meta.format} content); remove it or convert it to JPEG/PNG`);
   }
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
