@@ -2,7 +2,7 @@ import sharp, { type Metadata } from 'sharp';
 import type { Backbone } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { createRng } from '../head/random.js';
-import { DEFAULT_PIXEL_LIMIT, loadRgb } from '../image/preprocess.js';
+import { DEFAULT_PIXEL_LIMIT, assertImageBytes, loadRgb } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
 import { extractViews, type ExtractOptions, type View, type ViewsResult } from './extract.js';
@@ -134,6 +134,7 @@ export async function loadAugmented(
     base = await loadRgb(input, pre, { pixelLimit: options.pixelLimit, flip: true });
   } else {
     const source = Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
+    assertImageBytes(input.name, source);
     const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
     let meta: Metadata;
     try {

@@ -59,6 +59,18 @@ export function sniffFormat(data: Uint8Array): SniffedFormat | undefined {
   return undefined;
 }
 
+/** Refuses bytes the decoder must not see: empty, SVG (it can load files and URLs), or no known image format. */
+export function assertImageBytes(name: string, source: Uint8Array): void {
+  if (source.length === 0) throw new HeadswapError(`${name}: empty file (0 bytes); remove it`);
+  const sniffed = sniffFormat(source);
+  if (sniffed === 'svg') {
+    throw new HeadswapError(`${name}: not a readable image (SVG vector graphics are not read: they can load other files and URLs); convert it to PNG`);
+  }
+  if (!sniffed) {
+    throw new HeadswapError(`${name}: not a readable image (its content is not JPEG, PNG, WebP, GIF, AVIF or TIFF, whatever its name); remove it or convert it to JPEG/PNG`);
+  }
+}
+
 /**
  * Reads a whole regular file. Opened non-blocking and checked with fstat first, so a FIFO or a
  * device named like an image (e.g. /dev/zero) is refused at once instead of blocking or never ending.
@@ -93,14 +105,7 @@ export async function loadRgb(input: ImageInput, pre: Preprocessing, options: Lo
   const [height, width] = pre.size;
   const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
   const source = typeof input === 'string' ? await readRegularFile(input) : Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
-  if (source.length === 0) throw new HeadswapError(`${name}: empty file (0 bytes); remove it`);
-  const sniffed = sniffFormat(source);
-  if (sniffed === 'svg') {
-    throw new HeadswapError(`${name}: not a readable image (SVG vector graphics are not read: they can load other files and URLs); convert it to PNG`);
-  }
-  if (!sniffed) {
-    throw new HeadswapError(`${name}: not a readable image (its content is not JPEG, PNG, WebP, GIF, AVIF or TIFF, whatever its name); remove it or convert it to JPEG/PNG`);
-  }
+  assertImageBytes(name, source);
   let meta: Metadata;
   try {
     meta = await sharp(source, { limitInputPixels: false }).metadata();
