@@ -17,9 +17,9 @@ export type { Preprocessing, ResizePolicy, RgbImage } from './image/types.js';
 
 export { scanDataset, type ScannedDataset, type ImageFile } from './dataset/scan.js';
 export { splitDataset, type SplitOptions } from './dataset/split.js';
-export { extractFeatures, type ExtractOptions, type ExtractResult, type ExtractedFeature } from './features/extract.js';
+export { extractFeatures, extractViews, PLAIN_VIEW, type ExtractOptions, type ExtractResult, type ExtractedFeature, type View, type ViewFeature, type ViewsResult } from './features/extract.js';
 export { FeatureCache, type FeatureKey } from './features/cache.js';
-export { trainHead, predictHead, type HeadOptions, type TrainedHead, type Dataset, type EpochLog } from './head/train.js';
+export { trainHead, predictHead, predictRows, fitHead, type FeatureRow, type FitOptions, type HeadOptions, type TrainedHead, type Dataset, type EpochLog } from './head/train.js';
 export { evaluate, wilson, type Evaluation, type Prediction, type ClassMetrics } from './evaluate/metrics.js';
 export { formatEvaluation } from './evaluate/format.js';
 export { inspectModel, type TensorInfo } from './onnx/inspect.js';
@@ -38,10 +38,11 @@ export { diffRuns, type RunDiff } from './runs/diff.js';
 export type { RunRecord } from './runs/types.js';
 export { compare, type CompareOptions } from './compare/compare.js';
 export type { CompareResult, ApproachResult, ScratchResult } from './compare/types.js';
-// Accuracy levers measured in bench/accuracy.ts; not yet switched on by train() (see the accuracy issue).
-export { extractAugmented, augmentSpecs, flipSpec, cropSpec, type AugmentSpec, type CropOptions } from './features/augment.js';
+// Accuracy levers (bench/accuracy.ts): train()'s `quality` switches the chosen ones on; the rest are here to combine by hand.
+export { extractAugmented, augmentView, augmentSpecs, flipSpec, cropSpec, type AugmentSpec, type CropOptions } from './features/augment.js';
 export { solveHead, predictSolved, type SolveOptions, type SolvedHead } from './head/solve.js';
 export { chooseL2 } from './head/select.js';
 export { fitNcm } from './head/ncm.js';
 export { exportHeadModel, addFlipTta, appendFeatureTransform } from './onnx/head-extra.js';
-export { QUALITY, type QualityPreset } from './head/quality.js';
+export { QUALITY, DEFAULT_QUALITY, QUALITY_NAMES, type QualityName, type QualityPreset } from './head/quality.js';
+export { createServer, DEFAULT_LIMITS, type ServerOptions, type ServerLimits } from './server/app.js';

@@ -11,6 +11,7 @@ import { reportError } from './output.js';
 import { registerPredict } from './predict.js';
 import { registerReport } from './report.js';
 import { registerRuns } from './runs.js';
+import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerExplain(program);
   registerImport(program);
+  registerServe(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
   return program;
 }

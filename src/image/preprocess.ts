@@ -25,12 +25,22 @@ function inputName(input: ImageInput): string {
 }
 
 /** What the first bytes say the file is; only these formats reach the decoder. */
-export type SniffedFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'heif' | 'svg';
+export type SniffedFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'avif' | 'svg';
 
-/** The formats sharp may decode for headswap (its `metadata().format` names). */
+/** The formats sharp may decode for headswap (its `metadata().format` names; AVIF is 'heif'). */
 const DECODABLE = new Set(['jpeg', 'png', 'gif', 'webp', 'tiff', 'heif']);
-/** ISO-BMFF brands of still images (AVIF, HEIF); video brands (mp41, isom, qt...) are not images. */
-const HEIF_BRANDS = new Set(['avif', 'avis', 'mif1', 'msf1', 'miaf', 'heic', 'heix', 'heim', 'heis', 'hevc', 'hevx']);
+
+/**
+ * An ISO-BMFF file is AVIF when its `ftyp` box names an AVIF brand, major or compatible. HEIC
+ * (HEVC-coded HEIF) is not: the sharp build in the npm package cannot decode it.
+ */
+function isAvif(data: Uint8Array): boolean {
+  if (data.length < 16 || ascii(data, 4, 8) !== 'ftyp') return false;
+  const size = Math.min(data.length, new DataView(data.buffer, data.byteOffset, 4).getUint32(0));
+  const brands = [ascii(data, 8, 12)];
+  for (let i = 16; i + 4 <= size; i += 4) brands.push(ascii(data, i, i + 4));
+  return brands.some((b) => b === 'avif' || b === 'avis');
+}
 
 function startsWith(data: Uint8Array, bytes: readonly number[]): boolean {
   return data.length >= bytes.length && bytes.every((b, i) => data[i] === b);
@@ -52,7 +62,7 @@ export function sniffFormat(data: Uint8Array): SniffedFormat | undefined {
   if (head.startsWith('GIF87a') || head.startsWith('GIF89a')) return 'gif';
   if (head.startsWith('RIFF') && head.slice(8, 12) === 'WEBP') return 'webp';
   if (/^(II[*+]\0|MM\0[*+])/.test(head)) return 'tiff';
-  if (head.slice(4, 8) === 'ftyp' && HEIF_BRANDS.has(head.slice(8, 12))) return 'heif';
+  if (isAvif(data)) return 'avif';
   // Named only for a clearer message: text that opens like XML and has an <svg> element early on.
   const text = new TextDecoder().decode(data.subarray(0, 64 * 1024)).replace(/^\uFEFF?\s*/, '');
   if (text.startsWith('<') && /<svg[\s>]/i.test(text)) return 'svg';

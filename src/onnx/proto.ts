@@ -1,6 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import onnxProto from 'onnx-proto';
 import { HeadswapError, describeError } from '../errors.js';
+
+// onnx-proto's protobufjs decodes int64 fields (dims, int attributes) as Long objects whenever a
+// `long` package happens to be resolvable from it, which depends on how npm laid out the install.
+// headswap reads them as numbers (exact below 2^53, ample for ONNX shapes), so fix it here once.
+const protobuf = createRequire(createRequire(import.meta.url).resolve('onnx-proto'))('protobufjs/minimal') as { util: { Long?: unknown }; configure(): void };
+protobuf.util.Long = undefined;
+protobuf.configure();
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;

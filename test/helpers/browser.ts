@@ -9,8 +9,11 @@ export function browserUnavailable(): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found; install the Debian package 'chromium' to run the browser test`;
 }
 
-/** Headless Chromium with every feature that phones home turned off, so recorded requests are the page's own. */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Headless Chromium with every feature that phones home turned off, so recorded requests are the
+ * page's own. `extraArgs` add switches, e.g. a fake webcam.
+ */
+export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -22,6 +25,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
