@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { sessionOptions } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { loadRgb, packBatch, type ImageInput, type LoadOptions } from '../image/preprocess.js';
 import type { RgbImage } from '../image/types.js';
-import { METADATA_FILE, MODEL_FILE, type ModelMetadata } from './metadata.js';
+import { MODEL_FILE, readModelMetadata, type ModelMetadata } from './metadata.js';
 
 export interface Label {
   readonly label: string;
@@ -42,15 +41,7 @@ export class Classifier {
   }
 
   static async load(dir: string, options: { threads?: number } = {}): Promise<Classifier> {
-    let metadata: ModelMetadata;
-    try {
-      metadata = JSON.parse(await readFile(join(dir, METADATA_FILE), 'utf8')) as ModelMetadata;
-    } catch (err) {
-      throw new HeadswapError(`${dir}: not a headswap model folder (${describeError(err)}); give the folder 'headswap train' wrote`);
-    }
-    if (metadata.format !== 'headswap-model' || !Array.isArray(metadata.classes)) {
-      throw new HeadswapError(`${join(dir, METADATA_FILE)}: not a headswap model description; give the folder 'headswap train' wrote`);
-    }
+    const metadata = await readModelMetadata(dir);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(join(dir, MODEL_FILE), sessionOptions(options.threads));

@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HeadswapError, describeError } from '../errors.js';
 import type { FeatureCut } from '../backbone/types.js';
 import type { CrossValidation } from '../evaluate/cv.js';
 import type { Evaluation } from '../evaluate/metrics.js';
@@ -57,3 +60,21 @@ export interface ModelMetadata {
 export const MODEL_FILE = 'model.onnx';
 export const LABELS_FILE = 'labels.json';
 export const METADATA_FILE = 'headswap.json';
+
+/**
+ * Reads and checks `headswap.json` of a model folder: one clear line when the folder is not a
+ * headswap model (missing, unreadable, not JSON, or another kind of file).
+ */
+export async function readModelMetadata(dir: string): Promise<ModelMetadata> {
+  const path = join(dir, METADATA_FILE);
+  let m: ModelMetadata;
+  try {
+    m = JSON.parse(await readFile(path, 'utf8')) as ModelMetadata;
+  } catch (err) {
+    throw new HeadswapError(`${dir}: not a headswap model folder (${describeError(err)}); give a folder written by 'headswap train'`);
+  }
+  if (m?.format !== 'headswap-model' || !Array.isArray(m.classes) || !m.input || !m.preprocessing) {
+    throw new HeadswapError(`${path}: not a headswap model description; give a folder written by 'headswap train'`);
+  }
+  return m;
+}

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CompareResult } from '../compare/types.js';
-import { HeadswapError, describeError } from '../errors.js';
-import { METADATA_FILE, type ModelMetadata } from '../export/metadata.js';
+import { HeadswapError } from '../errors.js';
+import { METADATA_FILE, readModelMetadata } from '../export/metadata.js';
 import type { TrainResult } from '../train.js';
 import type { ReportInput } from './types.js';
 
@@ -29,13 +28,8 @@ export function reportFromTrain(r: TrainResult, title: string, compare?: Compare
 /** The report of an exported model folder, rebuilt from its `headswap.json`. */
 export async function reportFromModel(dir: string): Promise<ReportInput> {
   const path = join(dir, METADATA_FILE);
-  let m: ModelMetadata;
-  try {
-    m = JSON.parse(await readFile(path, 'utf8')) as ModelMetadata;
-  } catch (err) {
-    throw new HeadswapError(`${path}: cannot read the model description (${describeError(err)}); give a folder written by 'headswap train'`);
-  }
-  if (m.format !== 'headswap-model' || !m.training?.history || !m.dataset?.files) {
+  const m = await readModelMetadata(dir);
+  if (!m.training?.history || !m.dataset?.files) {
     throw new HeadswapError(`${path}: written by an older headswap without the data the report needs; train again to get a report`);
   }
   const testRoot = m.dataset.testDir ?? m.dataset.root;

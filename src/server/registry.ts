@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { lstat, readFile, readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { HeadswapError, describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { loadClassifier, type Classifier } from '../export/classifier.js';
-import { LABELS_FILE, METADATA_FILE, MODEL_FILE, type ModelMetadata } from '../export/metadata.js';
+import { LABELS_FILE, METADATA_FILE, MODEL_FILE, readModelMetadata, type ModelMetadata } from '../export/metadata.js';
 import { REPORT_FILE } from '../report/write.js';
 import { isId, slug } from './names.js';
 
@@ -19,20 +19,6 @@ export interface ModelEntry {
   /** Given on the command line (read-only), or trained by a job of this server. */
   readonly source: 'cli' | 'trained';
   readonly metadata: ModelMetadata;
-}
-
-async function readMetadata(dir: string): Promise<ModelMetadata> {
-  const path = join(dir, METADATA_FILE);
-  let m: ModelMetadata;
-  try {
-    m = JSON.parse(await readFile(path, 'utf8')) as ModelMetadata;
-  } catch (err) {
-    throw new HeadswapError(`${dir}: not a headswap model folder (${describeError(err)}); give a folder written by 'headswap train'`);
-  }
-  if (m.format !== 'headswap-model' || !Array.isArray(m.classes) || !m.input || !m.preprocessing) {
-    throw new HeadswapError(`${path}: not a headswap model description; give a folder written by 'headswap train'`);
-  }
-  return m;
 }
 
 /** Regular files only: a symlink in a model folder could point anywhere on the machine. */
@@ -59,7 +45,7 @@ export class ModelRegistry {
     const registry = new ModelRegistry(options.threads);
     for (const dir of cliDirs) {
       const abs = resolve(dir);
-      const metadata = await readMetadata(abs);
+      const metadata = await readModelMetadata(abs);
       const base = slug(basename(abs).replace(/\.model$/, ''), 'model');
       let id = base;
       for (let n = 2; registry.entries.has(id); n++) id = `${base}-${n}`;
@@ -69,7 +55,7 @@ export class ModelRegistry {
     for (const name of names) {
       if (!isId(name) || registry.entries.has(name)) continue;
       try {
-        registry.entries.set(name, { id: name, dir: join(modelsDir, name), source: 'trained', metadata: await readMetadata(join(modelsDir, name)) });
+        registry.entries.set(name, { id: name, dir: join(modelsDir, name), source: 'trained', metadata: await readModelMetadata(join(modelsDir, name)) });
       } catch (err) {
         options.onWarning?.(`skipped model folder ${name}: ${describeError(err)}`);
       }
@@ -86,7 +72,7 @@ export class ModelRegistry {
   }
 
   async add(id: string, dir: string): Promise<ModelEntry> {
-    const entry: ModelEntry = { id, dir, source: 'trained', metadata: await readMetadata(dir) };
+    const entry: ModelEntry = { id, dir, source: 'trained', metadata: await readModelMetadata(dir) };
     this.entries.set(id, entry);
     // A job re-run after a crash replaces its model: a session of the old files must not be reused.
     const old = this.sessions.get(id);
