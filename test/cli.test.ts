@@ -82,6 +82,11 @@ describe('headswap CLI', () => {
     const page = await readFile(join(dir, 'again.html'), 'utf8');
     assert.match(page, /Confusion/);
     assert.doesNotMatch(page, /src="https?:/);
+    // A run id from the history stands for the folder that run wrote.
+    const byRun = headswap('report', '2', '--out', 'by-run.html');
+    assert.equal(byRun.code, 0, byRun.stderr);
+    assert.match(await readFile(join(dir, 'by-run.html'), 'utf8'), /Confusion/);
+    assertOneLineError(headswap('report', '99'), /no model folder '99' and no run 99 in the history/);
 
     const runs = JSON.parse(headswap('runs', '--json').stdout);
     assert.deepEqual(runs.map((r: { id: number }) => r.id), [2, 1]);

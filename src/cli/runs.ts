@@ -8,7 +8,7 @@ import type { RunRecord } from '../runs/types.js';
 import { percent } from './output.js';
 import { int } from './parse.js';
 
-function withStore<T>(dir: string | undefined, fn: (store: FeatureCache) => T): T {
+export function withStore<T>(dir: string | undefined, fn: (store: FeatureCache) => T): T {
   const store = FeatureCache.open(defaultCachePath(dir ?? cacheDir()));
   try {
     return fn(store);
