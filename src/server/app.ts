@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import fastifyMultipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerContext } from './context.js';
-import { installErrorHandlers } from './errors.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers, installProtocolErrors } from './errors.js';
 import { Jobs } from './jobs.js';
 import { Metrics } from './metrics.js';
 import { DEFAULT_COMPARE_BUDGET_SECONDS, DEFAULT_LIMITS, dataDirs, defaultDataDir, defaultWebRoot, type ServerOptions } from './options.js';
@@ -31,7 +31,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     handlerTimeout: limits.requestTimeoutMs,
     // Node's own guard against a client that never finishes sending its request.
     requestTimeout: limits.requestTimeoutMs,
-    http: { connectionsCheckingInterval: Math.min(30_000, Math.max(1000, limits.requestTimeoutMs / 4)) },
+    // requireHostHeader: checked in installProtocolErrors, so the refusal has a JSON body.
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.max(1000, limits.requestTimeoutMs / 4)), requireHostHeader: false },
+    clientErrorHandler: clientErrorHandler(limits),
+    frameworkErrors: frameworkErrorHandler(limits),
   });
   const warn = options.onWarning ?? ((m: string) => app.log.warn(m));
 
@@ -55,6 +58,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   const ctx: ServerContext = { limits, registry, jobs, metrics: new Metrics(), startedAt: Date.now() };
 
   installErrorHandlers(app, limits, warn);
+  installProtocolErrors(app);
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });

@@ -26,8 +26,25 @@ function uploadError(err: unknown, limits: ServerLimits, maxFiles: number, file?
 
 type Part = { readonly field: string; readonly value: string } | { readonly field: string; readonly filename: string; readonly data: Buffer };
 
+/**
+ * Ends an unfinished request body when its connection closes: Node leaves the request open when
+ * the handler timeout has already answered 408, so the multipart reader would wait forever and a
+ * job's upload folder would stay. A connection already gone is refused at once, since the reader
+ * attached now would never hear of it.
+ */
+function endWithConnection(request: FastifyRequest): () => void {
+  const { raw } = request;
+  if (raw.destroyed || raw.socket.destroyed) throw new RequestError(400, 'the connection closed before the upload was complete');
+  const onClose = (): void => {
+    if (!raw.complete) raw.destroy();
+  };
+  raw.socket.once('close', onClose);
+  return () => raw.socket.off('close', onClose);
+}
+
 /** The parts of a multipart body, each file read whole (one at a time, within the size limit). */
 async function* parts(request: FastifyRequest, limits: ServerLimits, maxFiles: number): AsyncGenerator<Part> {
+  const release = endWithConnection(request);
   try {
     for await (const part of request.parts({ limits: { fileSize: limits.maxImageBytes, files: maxFiles, fields: 10, fieldSize: 1000, parts: maxFiles + 10 } })) {
       if (part.type === 'field') {
@@ -44,6 +61,8 @@ async function* parts(request: FastifyRequest, limits: ServerLimits, maxFiles: n
     }
   } catch (err) {
     throw err instanceof RequestError ? err : uploadError(err, limits, maxFiles);
+  } finally {
+    release();
   }
 }
 
