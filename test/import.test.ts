@@ -10,8 +10,12 @@ import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import { Command } from 'commander';
 import ort from 'onnxruntime-node';
 
+import { Backbone } from '../src/backbone/backbone.js';
+import type { ZooEntry } from '../src/backbone/types.js';
+import { getEntry } from '../src/backbone/zoo.js';
 import { registerImport } from '../src/cli/import.js';
 import { HeadswapError } from '../src/errors.js';
+import { loadRgb } from '../src/image/preprocess.js';
 import { samePads } from '../src/import/builder.js';
 import { convertTfjs, importTfjs, readTfjsFolder } from '../src/import/index.js';
 import { decodeWeights } from '../src/import/tfjs/manifest.js';
@@ -349,6 +353,11 @@ describe('importTfjs: cache, URL, CLI', () => {
           res.writeHead(200, { 'content-length': body.length }).end(body);
         });
       };
+      // Like TF Hub: files only with ?tfjs-format=file (without it TF Hub answers its HTML page).
+      routes[`/google/tfjs-model/darknet/1/${f}`] = (req, res) => {
+        if (!/[?&]tfjs-format=file(&|$)/.test(req.url ?? '')) return void res.writeHead(404).end('not a file request');
+        void readFile(join(DARKNET, f)).then((b) => res.writeHead(200, { 'content-length': b.length }).end(b));
+      };
     }
     server = await startServer(routes);
   });
@@ -390,6 +399,42 @@ describe('importTfjs: cache, URL, CLI', () => {
     // The folder's URL means its model.json.
     assert.equal((await importTfjs(`${server.url}/models/darknet`, { cacheDir: cache })).onnxPath, r.onnxPath);
     assert.equal(server.requests.length, before, 'served from the cache');
+  });
+
+  it('a TF.js zoo entry (TF Hub style: a query on every file, the output as features) loads through the download path', async () => {
+    const cache = join(dir, 'cache-zoo-tfjs');
+    const entry: ZooEntry = {
+      ...getEntry('mobilenet_v2'),
+      id: 'test_tfhub_darknet',
+      format: 'tfjs',
+      url: `${server.url}/google/tfjs-model/darknet/1/model.json?tfjs-format=file`,
+      sha256: null,
+      bytes: null,
+      bundled: undefined,
+      classifier: undefined,
+      preprocessing: { size: [224, 224], resize: 'crop', cropRatio: 0.875, scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], layout: 'NHWC' },
+      feature: 'output',
+      featureDims: 1000,
+    };
+    const backbone = await Backbone.load(entry, { cacheDir: cache });
+    const direct = await Backbone.load(DARKNET, { cacheDir: cache, feature: { tensor: 'global_average_pooling2d_1', pooling: 'none' } });
+    try {
+      assert.equal(backbone.id, 'test_tfhub_darknet');
+      assert.deepEqual(backbone.feature, { tensor: 'global_average_pooling2d_1', pooling: 'none' });
+      const shards = server.requests.filter((p) => p.startsWith('/google/tfjs-model/darknet/1/group'));
+      assert.equal(shards.length, 31, 'every shard fetched with the query');
+      const image = await loadRgb(join(DARKNET, '..', '..', 'photos', 'shoe-1.jpg'), backbone.preprocessing);
+      const a = await backbone.features([image]);
+      const b = await direct.features([image]);
+      assert.equal(a.dims, 1000);
+      assert.ok(a.data.every((v, i) => Math.abs(v - b.data[i]!) < 1e-6), 'the same network as the local folder');
+      const before = server.requests.length;
+      await (await Backbone.load(entry, { cacheDir: cache })).release();
+      assert.equal(server.requests.length, before, 'a second load makes no request');
+    } finally {
+      await backbone.release();
+      await direct.release();
+    }
   });
 
   it('a truncated shard from the server: one line naming its URL, nothing cached', async () => {

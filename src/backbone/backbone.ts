@@ -86,6 +86,19 @@ function customPreprocessing(dims: number[], overrides: Partial<Preprocessing> |
  * A frozen pretrained network on onnxruntime: images in (already resized, 8-bit RGB),
  * feature vectors or its own class probabilities out.
  */
+/**
+ * Where a network's features are cut by default: its zoo entry's cut; for a feature-vector
+ * entry ('output'), its first output, already pooled to [N, D]; otherwise the input of its final
+ * classifier (undefined when it has none).
+ */
+export function defaultCut(model: ModelProto, entry: ZooEntry | undefined, origin: string): FeatureCut | undefined {
+  if (entry?.feature !== 'output') return entry?.feature ?? findPenultimate(model);
+  const output = model.graph?.output?.[0];
+  const rank = output?.type?.tensorType?.shape?.dim?.length;
+  if (!output?.name || rank !== 2) throw new HeadswapError(`${origin}: expected one [N, D] feature output, found ${output?.name ?? 'none'} of rank ${rank ?? '?'}; pass --feature`);
+  return { tensor: output.name, pooling: 'none' };
+}
+
 export class Backbone {
   private featureSession: ort.InferenceSession | undefined;
   private classifySession: ort.InferenceSession | undefined;
@@ -117,7 +130,7 @@ export class Backbone {
       ? { ...entry.preprocessing, ...options.preprocessing }
       : customPreprocessing(dims, resolved.tfjs ? { ...TFJS_DEFAULTS, ...options.preprocessing } : options.preprocessing, resolved.origin);
     // Undefined when the graph has no recognisable classifier: classify still works, features ask for --feature.
-    const feature = options.feature ?? entry?.feature ?? findPenultimate(model);
+    const feature = options.feature ?? defaultCut(model, entry, resolved.origin);
     let classifier: Classifier | undefined;
     let labels: readonly string[] | undefined;
     if (entry?.classifier) {

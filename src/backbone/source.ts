@@ -63,7 +63,7 @@ export async function resolveSource(source: string, options: ResolveOptions = {}
   const entry = findEntry(source) ?? (looksLikeId ? getEntry(source) : undefined);
   if (entry) {
     // Checked before resolving so a conflicting pin does not cost a download.
-    checkExpected(entry.id, entry.sha256, expected);
+    if (entry.sha256) checkExpected(entry.id, entry.sha256, expected);
     return resolveEntry(entry, options);
   }
   if (/^https?:\/\/[^?#]*\.json([?#].*)?$/i.test(source)) return resolveTfjs(source, options);
@@ -77,6 +77,7 @@ export async function resolveSource(source: string, options: ResolveOptions = {}
 
 /** Resolves one zoo entry: its bundled file, or its download in the cache. Exported so tests can inject entries. */
 export async function resolveEntry(entry: ZooEntry, options: ResolveOptions = {}): Promise<ResolvedSource> {
+  if (entry.format === 'tfjs') return { ...(await resolveTfjs(entry.url, options)), entry, origin: entry.id };
   if (entry.bundled) {
     const path = packagePath(entry.bundled);
     const actual = await bundledSha(path);
@@ -85,6 +86,8 @@ export async function resolveEntry(entry: ZooEntry, options: ResolveOptions = {}
     }
     return { path, sha256: actual, kind: 'zoo-bundled', entry, origin: entry.id };
   }
+  // An ONNX download is only ever trusted by its pinned hash.
+  if (!entry.sha256) throw new HeadswapError(`zoo entry ${entry.id} has no sha256 for its ONNX file; pin one`);
   const expected = normalizeSha(entry.sha256) as string;
   // Named by content and only ever renamed into place after verification, so an existing file is trusted.
   const path = join(options.cacheDir ?? cacheDir(), 'models', `${expected}.onnx`);

@@ -15,16 +15,23 @@ export interface ZooEntry {
   readonly architecture: string;
   /** What it was trained on and for. */
   readonly trainedOn: string;
-  readonly format: 'onnx';
-  /** Public download URL of the ONNX file. */
+  /** 'onnx': one ONNX file. 'tfjs': a TensorFlow.js model (model.json + weight shards), converted to ONNX once. */
+  readonly format: 'onnx' | 'tfjs';
+  /** Public download URL of the ONNX file, or of the TF.js model.json (with any query its host needs). */
   readonly url: string;
-  /** sha256 of the file at `url`; a download that does not match is refused. */
-  readonly sha256: string;
-  readonly bytes: number;
+  /**
+   * sha256 of the file at `url`; a download that does not match is refused. null where the
+   * publisher gives none (TF Hub): the converted model is then keyed by the content downloaded,
+   * and that hash is what headswap.json records.
+   */
+  readonly sha256: string | null;
+  /** Download size as published; null when the publisher does not say. */
+  readonly bytes: number | null;
   /** Path of the file inside this package when it ships with headswap (works offline). */
   readonly bundled?: string;
   readonly preprocessing: Preprocessing;
-  readonly feature: FeatureCut;
+  /** Where features are cut; 'output': the network's own (first) output, a feature-vector model. */
+  readonly feature: FeatureCut | 'output';
   /** Width of the feature vector. */
   readonly featureDims: number;
   /** The network's own classifier output and its labels file, when it has one (`headswap classify`). */

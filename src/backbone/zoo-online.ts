@@ -151,4 +151,63 @@ export const ONLINE_ENTRIES: readonly ZooEntry[] = [
     imagenet: { top1: 63.32, note: 'zero-shot with text prompts (open_clip evaluation of the OpenAI weights), not a probe' },
     params: 87_850_000,
   },
+  ...tfhubEntries(),
 ];
+
+/**
+ * TF Hub image models: RGB scaled to [0, 1], NHWC; evaluated on a center crop of 87.5% (the
+ * TF-Slim ImageNet evaluation these checkpoints come from).
+ */
+function tfhubPreprocessing(side: number): Preprocessing {
+  return { size: [side, side], resize: 'crop', cropRatio: 0.875, scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], layout: 'NHWC' };
+}
+
+/**
+ * The official TensorFlow.js ImageNet feature-vector models on TF Hub (now served by Kaggle):
+ * graph models whose output is the pooled feature vector. The URLs are what TF.js's
+ * `loadGraphModel(handle, { fromTFHub: true })` requests (handle + `/model.json?tfjs-format=file`);
+ * headswap converts them to ONNX on first use. TF Hub publishes no checksums, so they are not
+ * pinned: the converted model is keyed by the sha256 of what was downloaded, and headswap.json
+ * records it. Never fetched in this project's offline CI (the code path is tested against a local
+ * server); feature widths are the ones TF Hub documents for each handle, params the Keras
+ * applications' counts of the same architectures without their classifier.
+ */
+function tfhubEntries(): ZooEntry[] {
+  const hub = (path: string): string => `https://tfhub.dev/google/tfjs-model/imagenet/${path}/model.json?tfjs-format=file`;
+  const common = { format: 'tfjs', sha256: null, bytes: null, feature: 'output', license: 'Apache-2.0 (TF Hub)', trainedOn: 'ImageNet-1k (ILSVRC-2012-CLS) classification, TF-Slim' } as const;
+  return [
+    {
+      ...common,
+      id: 'tfhub_inception_v3',
+      title: 'Inception v3 feature vector (TF Hub, TensorFlow.js) — the network of the original retraining demo',
+      architecture: 'Inception v3, 299 px, float32; output: the 2048 average-pooled features',
+      url: hub('inception_v3/feature_vector/3/default/1'),
+      preprocessing: tfhubPreprocessing(299),
+      featureDims: 2048,
+      homepage: 'https://www.kaggle.com/models/google/inception-v3',
+      params: 21_802_784,
+    },
+    {
+      ...common,
+      id: 'tfhub_mobilenet_v2',
+      title: 'MobileNetV2 1.0 feature vector (TF Hub, TensorFlow.js)',
+      architecture: 'MobileNetV2, width 1.0, 224 px, float32; output: the 1280 average-pooled features',
+      url: hub('mobilenet_v2_100_224/feature_vector/3/default/1'),
+      preprocessing: tfhubPreprocessing(224),
+      featureDims: 1280,
+      homepage: 'https://www.kaggle.com/models/google/mobilenet-v2',
+      params: 2_257_984,
+    },
+    {
+      ...common,
+      id: 'tfhub_mobilenet_v3_large',
+      title: 'MobileNetV3-Large 1.0 feature vector (TF Hub, TensorFlow.js)',
+      architecture: 'MobileNetV3-Large, width 1.0, 224 px, float32; output: the 1280 pooled features',
+      url: hub('mobilenet_v3_large_100_224/feature_vector/5/default/1'),
+      preprocessing: tfhubPreprocessing(224),
+      featureDims: 1280,
+      homepage: 'https://www.kaggle.com/models/google/mobilenet-v3',
+      params: 4_226_432,
+    },
+  ];
+}

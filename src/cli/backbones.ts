@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { cacheDir } from '../backbone/source.js';
 import { ZOO } from '../backbone/zoo.js';
+import { tfjsDownloadFolder } from '../import/tfjs/read.js';
 import { table } from '../evaluate/format.js';
 
 export function registerBackbones(program: Command): void {
@@ -12,7 +13,7 @@ export function registerBackbones(program: Command): void {
     .option('--json', 'print JSON')
     .action((f: { json?: boolean }) => {
       const rows = ZOO.map((e) => ({
-        offline: Boolean(e.bundled) || existsSync(join(cacheDir(), 'models', `${e.sha256}.onnx`)),
+        offline: Boolean(e.bundled) || existsSync(e.format === 'tfjs' ? tfjsDownloadFolder(e.url, cacheDir()) : join(cacheDir(), 'models', `${e.sha256}.onnx`)),
         ...e,
       }));
       if (f.json) {
@@ -22,7 +23,7 @@ export function registerBackbones(program: Command): void {
       const lines = rows.map((e) => [
         e.id,
         e.offline ? (e.bundled ? 'bundled' : 'cached') : 'download',
-        `${(e.bytes / 1e6).toFixed(1)} MB`,
+        e.bytes === null ? '?' : `${(e.bytes / 1e6).toFixed(1)} MB`,
         `${e.preprocessing.size[0]}px`,
         String(e.featureDims),
         e.imagenet ? `${e.imagenet.top1}%` : '-',

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolveSource } from '../backbone/source.js';
 import { table } from '../evaluate/format.js';
-import { findPenultimate } from '../onnx/cut.js';
+import { defaultCut } from '../backbone/backbone.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { readModel } from '../onnx/proto.js';
 import { addPreprocessingOptions, type BackboneFlags } from './backbone-options.js';
@@ -18,7 +18,7 @@ export function registerInspect(program: Command): void {
     .action(async (source: string, f: BackboneFlags & { json?: boolean }) => {
       const resolved = await resolveSource(source);
       const model = await readModel(resolved.path);
-      const cut = f.feature ?? resolved.entry?.feature ?? findPenultimate(model);
+      const cut = f.feature ?? defaultCut(model, resolved.entry, resolved.origin);
       const tensors = await inspectModel(model, resolved.origin);
       if (f.json) {
         process.stdout.write(`${JSON.stringify({ source: resolved.origin, sha256: resolved.sha256, onnx: resolved.path, feature: cut ?? null, tensors }, null, 2)}\n`);

@@ -75,13 +75,29 @@ export async function readTfjsFolder(source: string, origin: string = source): P
  * complete and checked, so a failed or truncated download leaves nothing behind and a second
  * import makes no request.
  */
-export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArtifacts> {
-  // A folder URL (Teachable Machine shares .../models/<id>/) means its model.json.
+/** The model.json URL of a TF.js source URL: a folder URL (Teachable Machine shares .../models/<id>/) means its model.json. */
+function modelJsonUrl(url: string): URL {
   const parsed = new URL(url);
   if (!/\.json$/i.test(parsed.pathname)) parsed.pathname = `${parsed.pathname.replace(/\/?$/, '/')}model.json`;
+  return parsed;
+}
+
+/** Where fetchTfjs keeps the files of a TF.js model URL (its presence means no download is needed). */
+export function tfjsDownloadFolder(url: string, cacheRoot: string): string {
+  return join(cacheRoot, 'models', `tfjs-url-${sha256(modelJsonUrl(url).href)}`);
+}
+
+export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArtifacts> {
+  const parsed = modelJsonUrl(url);
   const modelUrl = parsed.href;
+  // Like TF.js's http loader, every file gets model.json's query: TF Hub serves files only with ?tfjs-format=file.
+  const sibling = (name: string): string => {
+    const u = new URL(name, modelUrl);
+    u.search = parsed.search;
+    return u.href;
+  };
   const models = join(cacheRoot, 'models');
-  const folder = join(models, `tfjs-url-${sha256(modelUrl)}`);
+  const folder = tfjsDownloadFolder(url, cacheRoot);
   if ((await kind(folder)) === 'dir') return withUrlNames(await readTfjsFolder(folder, url), modelUrl);
   // Not named like source.ts's temp files: its sweep removes files, and this is a folder.
   const tmp = join(models, `.${basename(folder)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -95,10 +111,10 @@ export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArt
     await download(modelUrl, join(tmp, 'model.json'));
     const json = parseModelJson(await readFile(join(tmp, 'model.json')), modelUrl);
     for (const group of json.weightsManifest) {
-      for (const p of group.paths) await download(new URL(p, modelUrl).href, join(tmp, p));
+      for (const p of group.paths) await download(sibling(p), join(tmp, p));
     }
     // Optional class names (labels.txt, or a Teachable Machine metadata.json): a model without them is still a model.
-    for (const extra of ['labels.txt', 'metadata.json']) await download(new URL(extra, modelUrl).href, join(tmp, extra)).catch(() => undefined);
+    for (const extra of ['labels.txt', 'metadata.json']) await download(sibling(extra), join(tmp, extra)).catch(() => undefined);
     const artifacts = withUrlNames(await readTfjsFolder(tmp, url), modelUrl);
     checkShards(artifacts);
     try {
