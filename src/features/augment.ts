@@ -32,6 +32,8 @@ export interface AugmentSpec {
 
 /** Bump when the way a spec becomes pixels changes, so cached augmented vectors are recomputed. */
 const RECIPE_VERSION = 1;
+/** Crops: 2 = decode, crop, resize and jitter in one sharp pipeline (pixels equal to 1's on clothing7, but not proven equal for every input). */
+const CROP_RECIPE_VERSION = 2;
 
 export interface CropOptions {
   readonly minArea?: number;
@@ -57,7 +59,7 @@ export function cropSpec(index: number, seed: number, options: CropOptions = {})
   if (!(o.minArea > 0 && o.minArea <= o.maxArea && o.maxArea <= 1)) throw new HeadswapError(`crop area range [${o.minArea}, ${o.maxArea}] must satisfy 0 < min <= max <= 1`);
   if (!(o.maxAspect >= 1)) throw new HeadswapError(`crop maxAspect ${o.maxAspect} must be >= 1`);
   if (!(o.jitter >= 0 && o.jitter < 1)) throw new HeadswapError(`colour jitter ${o.jitter} must be in [0, 1)`);
-  const id = `aug${RECIPE_VERSION}:crop:a${o.minArea}-${o.maxArea}:r${+o.maxAspect.toFixed(4)}:j${o.jitter}:f${o.randomFlip ? 1 : 0}:s${seed}:i${index}`;
+  const id = `aug${CROP_RECIPE_VERSION}:crop:a${o.minArea}-${o.maxArea}:r${+o.maxAspect.toFixed(4)}:j${o.jitter}:f${o.randomFlip ? 1 : 0}:s${seed}:i${index}`;
   return { id, kind: 'crop', ...o, seed, index };
 }
 
@@ -127,67 +129,46 @@ export async function loadAugmented(
 ): Promise<RgbImage> {
   const hash = input.hash ?? sha256(input.data);
   const [height, width] = pre.size;
-  let base: RgbImage;
-  let params: ViewParams;
-  if (spec.kind === 'flip') {
-    params = viewParams(spec, hash, 0, 0);
-    base = await loadRgb(input, pre, { pixelLimit: options.pixelLimit, flip: true });
-  } else {
-    const source = Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
-    assertImageBytes(input.name, source);
-    const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
-    let meta: Metadata;
-    try {
-      meta = await sharp(source, { limitInputPixels: false }).metadata();
-    } catch (err) {
-      throw new HeadswapError(`${input.name}: not a readable image (${describeError(err)}); remove it or convert it to JPEG/PNG`);
-    }
-    const w0 = meta.width ?? 0;
-    const h0 = meta.height ?? 0;
-    if (w0 * h0 > limitInputPixels) {
-      throw new HeadswapError(`${input.name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise --pixel-limit`);
-    }
-    const rotated = (meta.orientation ?? 1) >= 5;
-    params = viewParams(spec, hash, rotated ? h0 : w0, rotated ? w0 : h0);
-    try {
-      // Orientation and colour first (to a raw buffer), so the box is cut in upright pixel coordinates.
-      const upright = await sharp(source, { limitInputPixels, failOn: 'error', pages: 1 })
-        .autoOrient()
-        .flatten({ background: { r: 255, g: 255, b: 255 } })
-        .toColourspace('srgb')
-        .removeAlpha()
-        .raw({ depth: 'uchar' })
-        .toBuffer({ resolveWithObject: true });
-      let img = sharp(upright.data, { raw: { width: upright.info.width, height: upright.info.height, channels: 3 } });
-      const box = params.box!;
-      const fits = box.left + box.width <= upright.info.width && box.top + box.height <= upright.info.height;
-      if (fits) img = img.extract(box);
-      img = img.resize(width, height, { fit: 'fill', kernel: 'linear' });
-      if (params.flip) img = img.flop();
-      const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      if (info.channels !== 3 || info.width !== width || info.height !== height) {
-        throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3`);
-      }
-      base = { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-    } catch (err) {
-      if (err instanceof HeadswapError) throw err;
-      throw new HeadswapError(`${input.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
-    }
+  // The mirror is the plain view's exact pixels, flipped (no colour jitter: flipSpec has none).
+  if (spec.kind === 'flip') return loadRgb(input, pre, { pixelLimit: options.pixelLimit, flip: true });
+  const source = Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
+  assertImageBytes(input.name, source);
+  const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
+  let meta: Metadata;
+  try {
+    meta = await sharp(source, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new HeadswapError(`${input.name}: not a readable image (${describeError(err)}); remove it or convert it to JPEG/PNG`);
   }
-  if (params.brightness === 1 && params.contrast === 1 && params.saturation === 1) return base;
-  return jitterColour(base, params);
-}
-
-/** Brightness and saturation via sharp.modulate, then contrast about 128: out = c * (in - 128) + 128. */
-async function jitterColour(image: RgbImage, p: ViewParams): Promise<RgbImage> {
-  const { data } = await sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
-    raw: { width: image.width, height: image.height, channels: 3 },
-  })
-    .modulate({ brightness: p.brightness, saturation: p.saturation })
-    .linear(p.contrast, 128 * (1 - p.contrast))
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  return { width: image.width, height: image.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  const w0 = meta.width ?? 0;
+  const h0 = meta.height ?? 0;
+  if (w0 * h0 > limitInputPixels) {
+    throw new HeadswapError(`${input.name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise --pixel-limit`);
+  }
+  const rotated = (meta.orientation ?? 1) >= 5;
+  const [uprightW, uprightH] = rotated ? [h0, w0] : [w0, h0];
+  const params = viewParams(spec, hash, uprightW, uprightH);
+  try {
+    // One sharp pipeline; autoOrient comes before extract, so the box is cut in upright coordinates.
+    let img = sharp(source, { limitInputPixels, failOn: 'error', pages: 1 }).autoOrient();
+    const box = params.box!;
+    if (box.left + box.width <= uprightW && box.top + box.height <= uprightH) img = img.extract(box);
+    img = img
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .resize(width, height, { fit: 'fill', kernel: 'linear' });
+    if (params.flip) img = img.flop();
+    // Colour jitter: brightness and saturation (sharp.modulate), then contrast about 128: out = c * (in - 128) + 128.
+    if (params.brightness !== 1 || params.saturation !== 1) img = img.modulate({ brightness: params.brightness, saturation: params.saturation });
+    if (params.contrast !== 1) img = img.linear(params.contrast, 128 * (1 - params.contrast));
+    const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== width || info.height !== height) {
+      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3`);
+    }
+    return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (err) {
+    throw new HeadswapError(`${input.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
+  }
 }
 
 /** An augmentation spec as a view extractViews can run and cache. */
