@@ -67,9 +67,9 @@ export const LEVERS: Record<string, Lever> = {
   // Cheaper variants: 5 crops instead of 10 (half the backbone time of the augmentation).
   'adam+flip+crops5+tta': { resize: 'crop', head: 'adam', flip: true, crops: 5, tta: true },
   'solver+sqrtL2+flip+crops5+tta': { resize: 'crop', head: 'solve', l2: 0.5, transform: SQRT_L2, flip: true, crops: 5, tta: true },
-  'adam+flip+crops3+tta': { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true },
   'adam+flip+tta': { resize: 'crop', head: 'adam', flip: true, tta: true },
-  balanced: { resize: 'crop', head: 'adam', flip: true, crops: 4, tta: true },
+  balanced: { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true },
+  'adam+flip+crops4+tta': { resize: 'crop', head: 'adam', flip: true, crops: 4, tta: true },
 };
 
 const { values: args } = parseArgs({

@@ -71,9 +71,9 @@ describe('headswap CLI', () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
-    // 20 photos, 5 augmented views of each of the 12 training photos, the 8 test photos' mirrors.
-    assert.match(forced.stdout, /quality balanced \(mirror-image averaging, 5 augmented views per training photo\)/);
-    assert.match(forced.stdout, /features: 0 computed, 88 from cache/);
+    // 20 photos, 4 augmented views of each of the 12 training photos, the 8 test photos' mirrors.
+    assert.match(forced.stdout, /quality balanced \(mirror-image averaging, 4 augmented views per training photo\)/);
+    assert.match(forced.stdout, /features: 0 computed, 76 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);
     assert.match(forced.stderr, /report written to photos\.model\/report\.html/);
     for (const f of ['report.html', 'confusion.png', 'learningCurves.png']) assert.ok(existsSync(join(dir, 'photos.model', f)), f);
