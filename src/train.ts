@@ -14,8 +14,7 @@ import { FeatureCache, defaultCachePath } from './features/cache.js';
 import { augmentSpecs, augmentView, extractAugmented, flipSpec } from './features/augment.js';
 import { extractFeatures, extractViews, type ExtractedFeature, type ViewsResult } from './features/extract.js';
 import { DEFAULT_QUALITY, QUALITY, type QualityName } from './head/quality.js';
-import { fitHead, predictRows, type Dataset, type FitOptions, type TrainedHead } from './head/train.js';
-import { exportHeadModel } from './onnx/head-extra.js';
+import { fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow, type TrainedHead } from './head/train.js';
 import { sha256 } from './util/fs.js';
 import type { ProgressCallback } from './util/progress.js';
 import { toolVersions } from './util/versions.js';
@@ -91,22 +90,8 @@ export interface TrainResult {
 interface Labeled {
   readonly file: ImageFile;
   readonly feature: ExtractedFeature;
-  /** Augmented views' vectors (training and validation photos, with augmentation on). */
-  readonly views: readonly Float32Array[];
-  /** The mirror image's vector (test photos, with test-time flip on). */
-  readonly mirror?: Float32Array;
-}
-
-/** Plain vectors, plus every photo's augmented views when `withViews`. */
-function toDataset(items: readonly Labeled[], classes: number, dims: number, withViews = false): Dataset {
-  const rows = items.flatMap((it) => [it.feature.vector, ...(withViews ? it.views : [])].map((vector) => ({ vector, label: it.file.label })));
-  const x = new Float32Array(rows.length * dims);
-  const y = new Int32Array(rows.length);
-  rows.forEach((r, i) => {
-    x.set(r.vector, i * dims);
-    y[i] = r.label;
-  });
-  return { x, y, n: rows.length, d: dims, classes };
+  /** The vectors the head sees: the photo's own, its augmented views (training and validation photos, with augmentation on), its mirror (test photos, with test-time flip on). */
+  readonly row: LabeledRow;
 }
 
 /** Vectors of each path's views, in view order. */
@@ -189,7 +174,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const labeled = (files: readonly ImageFile[]): Labeled[] =>
       files.flatMap((file) => {
         const feature = byPath.get(file.path);
-        return feature ? [{ file, feature, views: viewsOf.get(file.path) ?? [], mirror: mirrorOf.get(file.path)?.[0] }] : [];
+        return feature ? [{ file, feature, row: { vector: feature.vector, label: file.label, views: viewsOf.get(file.path), mirror: mirrorOf.get(file.path)?.[0] } }] : [];
       });
     const trainSet = labeled(split.train);
     const valSet = labeled(split.validation);
@@ -203,15 +188,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
 
     const dims = extracted.features[0]!.vector.length;
+    const rows = (set: readonly Labeled[]): LabeledRow[] => set.map((t) => t.row);
     const headOptions: FitOptions = { seed, ...preset.head, ...options.head };
     // Early stopping and the curves use the validation photos as they are; the refit adds their views.
     const head = await fitHead(
-      toDataset(trainSet, classes.length, dims, true),
-      valSet.length > 0 ? toDataset(valSet, classes.length, dims) : undefined,
+      rowsDataset(rows(trainSet), classes.length),
+      valSet.length > 0 ? rowsDataset(rows(valSet), classes.length, false) : undefined,
       headOptions,
-      toDataset([...trainSet, ...valSet], classes.length, dims, true),
+      rowsDataset(rows([...trainSet, ...valSet]), classes.length),
     );
-    const probs = predictRows(head.weights, testSet.map((t) => ({ vector: t.feature.vector, mirror: t.mirror })), tta);
+    const probs = predictRows(head.weights, rows(testSet), tta);
     const k = classes.length;
     const evaluation = evaluate(
       testSet.map((t, i) => ({ file: t.file.path, label: t.file.label, probs: probs.slice(i * k, (i + 1) * k) })),
@@ -221,7 +207,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     const crossValidation = options.cv
       ? await crossValidate(
-          [...trainSet, ...valSet, ...(testScan ? [] : testSet)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, vector: t.feature.vector, views: t.views, mirror: t.mirror })),
+          [...trainSet, ...valSet, ...(testScan ? [] : testSet)].map((t) => ({ relPath: t.file.relPath, ...t.row })),
           classes,
           options.cv,
           { ...headOptions, maxK: options.topK ?? 5, tta },
@@ -273,7 +259,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       versions: toolVersions(),
     };
     const te = performance.now();
-    if (out) await writeModelFolder(out, { model: exportHeadModel(backbone, head.weights, { tta: tta && 'probabilities' }), metadata }, options.force);
+    if (out) await writeModelFolder(out, { model: backbone.exportModel(head.weights, { tta: tta && 'probabilities' }), metadata }, options.force);
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
     const passes = [extracted, ...(augmented ? [augmented] : []), ...(mirrored ? [mirrored] : [])];

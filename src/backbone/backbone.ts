@@ -4,7 +4,8 @@ import { HeadswapError, describeError } from '../errors.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { packBatch } from '../image/preprocess.js';
 import { findPenultimate } from '../onnx/cut.js';
-import { PIXELS, addFeatureOutput, addPixelsPrefix, appendHead, cloneModel, keepOutputs, realInputs, type HeadWeights } from '../onnx/edit.js';
+import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type HeadWeights } from '../onnx/edit.js';
+import { exportHeadModel, type ExportOptions } from '../onnx/head-extra.js';
 import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/proto.js';
 import { sha256 } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
@@ -30,9 +31,7 @@ export interface BackboneOptions {
   readonly cacheDir?: string;
 }
 
-/** Output names of the graphs headswap builds. */
-export const FEATURES = 'features';
-export const PROBABILITIES = 'probabilities';
+export { FEATURES, PROBABILITIES };
 
 /** Bump when the way the feature graph is built changes, so cached features are recomputed. */
 const FEATURE_GRAPH_VERSION = 1;
@@ -184,13 +183,9 @@ export class Backbone {
     return m;
   }
 
-  /** One graph for deployment: pixels in, the new head's class probabilities out. */
-  exportModel(head: HeadWeights): Uint8Array {
-    const m = this.featureModel();
-    appendHead(m, FEATURES, head, PROBABILITIES);
-    keepOutputs(m, [PROBABILITIES]);
-    m.producerName = 'headswap';
-    return encodeModel(m);
+  /** One graph for deployment: pixels in, the new head's class probabilities out (exportHeadModel). */
+  exportModel(head: HeadWeights, options: ExportOptions = {}): Uint8Array {
+    return exportHeadModel(this, head, options);
   }
 
   async features(images: readonly RgbImage[]): Promise<{ data: Float32Array; dims: number }> {

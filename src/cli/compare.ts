@@ -1,10 +1,11 @@
 import { basename, dirname, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
-import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../head/quality.js';
+import type { QualityName } from '../head/quality.js';
+import { qualityOption } from './train.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 
@@ -58,7 +59,7 @@ export function registerCompare(program: Command): void {
     .option('--budget <seconds>', 'most seconds the from-scratch network may train (it gets 10x the transfer run\'s time, and at least as much) (default 120)', num(1, 86_400))
     .option('--base <id|path|url>', "backbone for transfer learning: zoo id ('headswap backbones'), .onnx file or URL", 'mobilenet_v2')
     .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
-    .addOption(new Option('--quality <level>', "the transfer run's --quality (see 'headswap train --help')").choices(QUALITY_NAMES).default(DEFAULT_QUALITY))
+    .addOption(qualityOption("the transfer run's --quality (see 'headswap train --help')"))
     .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
     .option('--json', 'print the comparison as JSON on stdout')
     .option('--report [file]', 'also write an HTML report with the comparison (default <dir>.compare.html)')

@@ -36,6 +36,11 @@ interface TrainFlags extends BackboneFlags {
   json?: boolean;
 }
 
+/** `--quality`, for `train` and for the transfer run of `compare`. */
+export function qualityOption(help: string): Option {
+  return new Option('--quality <level>', help).choices(QUALITY_NAMES).default(DEFAULT_QUALITY);
+}
+
 /** Options shared by `train` and `demo`. */
 export function addTrainOptions(cmd: Command): Command {
   return addBackboneOptions(cmd)
@@ -55,9 +60,9 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
     .addOption(
-      new Option('--quality <level>', 'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction; best: + training on augmented views (~10x backbone time, cached)')
-        .choices(QUALITY_NAMES)
-        .default(DEFAULT_QUALITY),
+      qualityOption(
+        'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
+      ),
     )
     .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
     .option('--report', 'also write report.html (plots, confusions with thumbnails) into the model folder')

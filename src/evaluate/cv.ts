@@ -1,16 +1,11 @@
 import { splitUnit } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
-import { fitHead, predictRows, type Dataset, type FitOptions } from '../head/train.js';
+import { fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow } from '../head/train.js';
 import { evaluate } from './metrics.js';
 
-export interface CvItem {
+/** A photo: its views train the folds it is in; its mirror gives test-time flip when it is held out. */
+export interface CvItem extends LabeledRow {
   readonly relPath: string;
-  readonly label: number;
-  readonly vector: Float32Array;
-  /** Augmented views, added to the training folds the photo is in. */
-  readonly views?: readonly Float32Array[];
-  /** The mirror image's vector, for test-time flip when the photo is held out. */
-  readonly mirror?: Float32Array;
 }
 
 export interface CrossValidation {
@@ -24,15 +19,6 @@ export interface CrossValidation {
 function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
-}
-
-/** Every item's vector and its augmented views, as training rows. */
-function toDataset(items: readonly CvItem[], classes: number): Dataset {
-  const rows = items.flatMap((it) => [it.vector, ...(it.views ?? [])].map((v) => ({ v, label: it.label })));
-  const d = items[0]!.vector.length;
-  const x = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => x.set(r.v, i * d));
-  return { x, y: Int32Array.from(rows, (r) => r.label), n: rows.length, d, classes };
 }
 
 /**
@@ -65,7 +51,7 @@ export async function crossValidate(
   for (let f = 0; f < k; f++) {
     const fitOn = items.filter((it) => fold.get(it) !== f);
     const heldOut = items.filter((it) => fold.get(it) === f);
-    const model = await fitHead(toDataset(fitOn, classes.length), undefined, head);
+    const model = await fitHead(rowsDataset(fitOn, classes.length), undefined, head);
     const probs = predictRows(model.weights, heldOut, tta);
     const c = classes.length;
     const ev = evaluate(

@@ -183,6 +183,5 @@ export function augmentView(spec: AugmentSpec): View {
  * Features are path-major (every spec of paths[0], then of paths[1], ...), with `variant` = spec.id.
  */
 export async function extractAugmented(backbone: Backbone, paths: readonly string[], specs: readonly AugmentSpec[], options: ExtractOptions = {}): Promise<ViewsResult> {
-  if (new Set(specs.map((s) => s.id)).size !== specs.length) throw new HeadswapError('augmentation specs must have distinct ids');
   return extractViews(backbone, paths, specs.map(augmentView), { ...options, step: 'augment' });
 }

@@ -483,6 +483,21 @@ export interface FeatureRow {
   readonly mirror?: Float32Array;
 }
 
+/** A labelled photo's vectors: its own, its augmented views (extra training rows), its mirror. */
+export interface LabeledRow extends FeatureRow {
+  readonly label: number;
+  readonly views?: readonly Float32Array[];
+}
+
+/** Training rows: every item's vector, plus its augmented views unless `withViews` is false. */
+export function rowsDataset(items: readonly LabeledRow[], classes: number, withViews = true): Dataset {
+  const rows = items.flatMap((it) => [it.vector, ...(withViews ? (it.views ?? []) : [])].map((vector) => ({ vector, label: it.label })));
+  const d = items[0]?.vector.length ?? 0;
+  const x = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => x.set(r.vector, i * d));
+  return { x, y: Int32Array.from(rows, (r) => r.label), n: rows.length, d, classes };
+}
+
 /**
  * Class probabilities of `rows`; with `flip`, averaged with those of their mirror images, as the
  * exported graph computes them (a row without a mirror counts its own vector twice).

@@ -16,6 +16,9 @@ import {
 
 /** Name of the uint8 NHWC image input of every graph headswap builds. */
 export const PIXELS = 'pixels';
+/** Output names of the graphs headswap builds. */
+export const FEATURES = 'features';
+export const PROBABILITIES = 'probabilities';
 
 function graphOf(model: ModelProto): GraphProto & { node: NodeProto[] } {
   const g = model.graph;

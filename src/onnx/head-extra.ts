@@ -1,8 +1,7 @@
 import type { Backbone } from '../backbone/backbone.js';
-import { FEATURES, PROBABILITIES } from '../backbone/backbone.js';
 import { HeadswapError } from '../errors.js';
 import { NORM_EPSILON, isIdentity, type FeatureTransform } from '../head/transform.js';
-import { PIXELS, appendHead, keepOutputs, type HeadWeights } from './edit.js';
+import { FEATURES, PIXELS, PROBABILITIES, appendHead, keepOutputs, type HeadWeights } from './edit.js';
 import { attr, defaultOpset, encodeModel, floatTensor, int64Tensor, node, type GraphProto, type ModelProto, type NodeProto } from './proto.js';
 
 /**
@@ -106,7 +105,7 @@ export interface ExportOptions {
 }
 
 /**
- * One deployable graph, like Backbone.exportModel, with the optional feature transform and
+ * One deployable graph (what Backbone.exportModel writes), with the optional feature transform and
  * flip TTA: pixels -> [flip+concat] -> backbone features -> [average] -> [transform] ->
  * standardize -> dense -> softmax -> [average] -> probabilities.
  */
