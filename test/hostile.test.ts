@@ -220,8 +220,13 @@ describe('hostile input corpus', () => {
       for (const d of [data, join(data, 'hat'), join(data, 'shoes')]) await chmod(d, 0o755);
       for (const c of ['hat', 'shoes']) for (const f of await readdir(join(data, c))) if (f !== 'locked.jpg') await chmod(join(data, c, f), 0o644);
       await chown(work, nobody, nobody);
-      const probe = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { uid: nobody, gid: nobody });
-      if (probe.status !== 0) return t.skip(`running as root and cannot start a process as uid ${nobody} (${String(probe.error)}); the mode-000 case is covered only as 'used'`);
+      // The child must also reach the package: a checkout under a private folder (mktemp -d is
+      // mode 700) cannot be read by that user at all.
+      const probe = spawnSync(process.execPath, [BIN, '--version'], { uid: nobody, gid: nobody, encoding: 'utf8' });
+      if (probe.status !== 0) {
+        const why = probe.error ? String(probe.error) : (probe.stderr.trim().split('\n').find((l) => /Error|EACCES/.test(l)) ?? `exit ${probe.status}`);
+        return t.skip(`running as root and cannot run headswap as uid ${nobody} (${why}); the mode-000 case is covered only as 'used'`);
+      }
     }
     const r = headswap(['train', data, '--out', join(work, 'm.model')], options);
     assertClean(r, 'train as an unprivileged user');
