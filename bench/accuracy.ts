@@ -24,6 +24,8 @@ import { chooseL2 } from '../src/head/select.js';
 import { predictSolved, solveHead } from '../src/head/solve.js';
 import { fitHead, predictHead, type Dataset } from '../src/head/train.js';
 import type { FeatureTransform } from '../src/head/transform.js';
+import type { RegionGrid } from '../src/onnx/edit.js';
+import { QUALITY, QUALITY_NAMES, type QualityName } from '../src/head/quality.js';
 import { clothing10Subset, clothing7, type BenchSet } from './accuracy-data.js';
 
 /** One setting of every lever. */
@@ -44,9 +46,24 @@ export interface Lever {
   readonly tta?: boolean;
   readonly hidden?: number;
   readonly dropout?: number;
+  /** Region averages besides the global one (the quality presets' `regions`). */
+  readonly regions?: RegionGrid;
+}
+
+/** Levers with the same family share their backbone features. */
+function family(lever: Lever): string {
+  return lever.resize + (lever.regions ? `+${lever.regions.rows}x${lever.regions.cols}` : '');
 }
 
 const SQRT_L2: FeatureTransform = { power: 0.5, l2: true };
+
+const GRID_3X3: RegionGrid = { rows: 3, cols: 3 };
+
+/** A `--quality` preset as the bench runs it (crop options and head options other than L2 are train()'s defaults). */
+function presetLever(name: QualityName): Lever {
+  const q = QUALITY[name];
+  return { resize: 'crop', head: 'adam', tta: q.tta, flip: q.augment?.flip, crops: q.augment?.crops, regions: q.regions, l2: q.head?.l2 };
+}
 
 export const LEVERS: Record<string, Lever> = {
   baseline: { resize: 'crop', head: 'adam' },
@@ -61,15 +78,25 @@ export const LEVERS: Record<string, Lever> = {
   'full-frame+solver+tta': { resize: 'full', head: 'solve', l2: 0.5, tta: true },
   'solver+sqrtL2+tta': { resize: 'crop', head: 'solve', l2: 0.5, transform: SQRT_L2, tta: true },
   'solver+sqrtL2+flip+crops10+tta': { resize: 'crop', head: 'solve', l2: 0.5, transform: SQRT_L2, flip: true, crops: 10, tta: true },
-  // The two proposed presets (src/head/quality.ts): the current Adam head + flip TTA, and + augmentation.
-  fast: { resize: 'crop', head: 'adam', tta: true },
-  best: { resize: 'crop', head: 'adam', flip: true, crops: 10, tta: true },
-  // Cheaper variants: 5 crops instead of 10 (half the backbone time of the augmentation).
-  'adam+flip+crops5+tta': { resize: 'crop', head: 'adam', flip: true, crops: 5, tta: true },
-  'solver+sqrtL2+flip+crops5+tta': { resize: 'crop', head: 'solve', l2: 0.5, transform: SQRT_L2, flip: true, crops: 5, tta: true },
+  // Mirror averaging and augmented views without region features (the presets of the previous release).
+  mirror: { resize: 'crop', head: 'adam', tta: true },
+  'mirror+crops3': { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true },
+  'mirror+crops4': { resize: 'crop', head: 'adam', flip: true, crops: 4, tta: true },
+  'mirror+crops5': { resize: 'crop', head: 'adam', flip: true, crops: 5, tta: true },
+  'mirror+crops10': { resize: 'crop', head: 'adam', flip: true, crops: 10, tta: true },
   'adam+flip+tta': { resize: 'crop', head: 'adam', flip: true, tta: true },
-  balanced: { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true },
-  'adam+flip+crops4+tta': { resize: 'crop', head: 'adam', flip: true, crops: 4, tta: true },
+  'solver+sqrtL2+flip+crops5+tta': { resize: 'crop', head: 'solve', l2: 0.5, transform: SQRT_L2, flip: true, crops: 5, tta: true },
+  // Region averages beside the global one: 3 horizontal bands, a 2x2 and a 3x3 grid of the 7x7 map.
+  'regions3x3': { resize: 'crop', head: 'adam', regions: GRID_3X3 },
+  'mirror+crops3+bands3': { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true, regions: { rows: 3, cols: 1 } },
+  'mirror+crops3+2x2': { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true, regions: { rows: 2, cols: 2 } },
+  ...Object.fromEntries(
+    [0.5, 1, 3].map((l2) => [`mirror+crops3+3x3+l2=${l2}`, { resize: 'crop', head: 'adam', flip: true, crops: 3, tta: true, regions: GRID_3X3, l2 } satisfies Lever]),
+  ),
+  'mirror+3x3+l2=0.5': { resize: 'crop', head: 'adam', tta: true, regions: GRID_3X3 },
+  'mirror+crops10+3x3+l2=0.5': { resize: 'crop', head: 'adam', flip: true, crops: 10, tta: true, regions: GRID_3X3 },
+  // The presets as src/head/quality.ts defines them.
+  ...Object.fromEntries(QUALITY_NAMES.filter((q) => q !== 'plain').map((q) => [q, presetLever(q)])),
 };
 
 const { values: args } = parseArgs({
@@ -97,16 +124,16 @@ interface PhotoFeatures {
   crops: Float32Array[];
 }
 
-async function loadBackbone(resize: Lever['resize']): Promise<Backbone> {
-  return Backbone.load('mobilenet_v2', resize === 'full' ? { preprocessing: { cropRatio: 1 } } : {});
+async function loadBackbone(lever: Lever): Promise<Backbone> {
+  return Backbone.load('mobilenet_v2', { regions: lever.regions, ...(lever.resize === 'full' ? { preprocessing: { cropRatio: 1 } } : {}) });
 }
 
 function specsFor(crops: number, options?: CropOptions): AugmentSpec[] {
   return augmentSpecs(crops, 0, options ?? {});
 }
 
-async function featuresOf(set: BenchSet, resize: Lever['resize'], crops: number, cache: FeatureCache): Promise<{ train: PhotoFeatures[]; test: PhotoFeatures[] }> {
-  const backbone = await loadBackbone(resize);
+async function featuresOf(set: BenchSet, lever: Lever, crops: number, cache: FeatureCache): Promise<{ train: PhotoFeatures[]; test: PhotoFeatures[] }> {
+  const backbone = await loadBackbone(lever);
   try {
     const plain = await extractFeatures(backbone, [...set.train, ...set.test].map((f) => f.path), { cache });
     const specs = specsFor(crops);
@@ -228,9 +255,9 @@ async function crossValidate(lever: Lever, set: BenchSet, feats: PhotoFeatures[]
 }
 
 /** Cold extraction on an empty cache: wall and CPU seconds for each kind of view clothing7 needs. */
-async function coldTimes(set: BenchSet, resize: Lever['resize'], crops: number): Promise<{ plain: number[]; flipTrain: number[]; crops: number[]; flipTest: number[] }> {
-  const cache = FeatureCache.open(join(temp, `cold-${resize}-${Date.now()}.sqlite`));
-  const backbone = await loadBackbone(resize);
+async function coldTimes(set: BenchSet, lever: Lever, crops: number): Promise<{ plain: number[]; flipTrain: number[]; crops: number[]; flipTest: number[] }> {
+  const cache = FeatureCache.open(join(temp, `cold-${family(lever)}-${Date.now()}.sqlite`));
+  const backbone = await loadBackbone(lever);
   const timed = async (fn: () => Promise<unknown>): Promise<number[]> => {
     const cpu = process.cpuUsage();
     const t = performance.now();
@@ -256,21 +283,22 @@ const cache = FeatureCache.open(cachePath);
 try {
   const c7 = await clothing7();
   const draws = await Promise.all(DRAWS.map((d) => clothing10Subset(d, temp)));
-  const resizes = [...new Set(leverNames.map((n) => LEVERS[n]!.resize))];
+  // One representative lever per feature family.
+  const families = new Map(leverNames.map((n) => [family(LEVERS[n]!), LEVERS[n]!]));
   const cold: Record<string, Awaited<ReturnType<typeof coldTimes>>> = {};
-  // Crops only for the resize policies whose levers use them.
-  const cropsFor = (r: Lever['resize']): number => Math.max(0, ...leverNames.filter((n) => LEVERS[n]!.resize === r).map((n) => LEVERS[n]!.crops ?? 0));
-  for (const r of resizes) cold[r] = await coldTimes(c7, r, cropsFor(r));
+  // Crops only for the families whose levers use them.
+  const cropsFor = (f: string): number => Math.max(0, ...leverNames.filter((n) => family(LEVERS[n]!) === f).map((n) => LEVERS[n]!.crops ?? 0));
+  for (const [f, lever] of families) cold[f] = await coldTimes(c7, lever, cropsFor(f));
   const feats = new Map<string, { train: PhotoFeatures[]; test: PhotoFeatures[] }>();
-  for (const r of resizes) {
-    feats.set(`clothing7/${r}`, await featuresOf(c7, r, cropsFor(r), cache));
-    for (const s of draws) feats.set(`${s.name}/${r}`, await featuresOf(s, r, cropsFor(r), cache));
+  for (const [f, lever] of families) {
+    feats.set(`clothing7/${f}`, await featuresOf(c7, lever, cropsFor(f), cache));
+    for (const s of draws) feats.set(`${s.name}/${f}`, await featuresOf(s, lever, cropsFor(f), cache));
   }
   const baselineCv = new Map<string, Scores[]>();
   const results: Record<string, unknown> = {};
   for (const name of leverNames) {
     const lever = LEVERS[name]!;
-    const f7 = feats.get(`clothing7/${lever.resize}`)!;
+    const f7 = feats.get(`clothing7/${family(lever)}`)!;
     const C7 = c7.classes.length;
     const test = args['no-test'] ? undefined : await fitPredict(lever, f7.train, c7.train.map((f) => f.label), f7.test, C7, 0);
     const testScores = test && score(test.probs, c7.test.map((f) => f.label), C7);
@@ -280,12 +308,12 @@ try {
     const diff = base && name !== 'baseline' ? cv.map((s, i) => s.balanced - base[i]!.balanced) : undefined;
     const second: Scores[] = [];
     for (const s of draws) {
-      const f = feats.get(`${s.name}/${lever.resize}`)!;
+      const f = feats.get(`${s.name}/${family(lever)}`)!;
       const r = await fitPredict(lever, f.train, s.train.map((x) => x.label), f.test, s.classes.length, 0);
       second.push(score(r.probs, s.test.map((x) => x.label), s.classes.length));
     }
-    const t = cold[lever.resize]!;
-    const extraction = t.plain[0]! + (lever.flip ? t.flipTrain[0]! : 0) + ((lever.crops ?? 0) > 0 ? (t.crops[0]! * (lever.crops ?? 0)) / Math.max(1, cropsFor(lever.resize)) : 0) + (lever.tta ? t.flipTest[0]! : 0);
+    const t = cold[family(lever)]!;
+    const extraction = t.plain[0]! + (lever.flip ? t.flipTrain[0]! : 0) + ((lever.crops ?? 0) > 0 ? (t.crops[0]! * (lever.crops ?? 0)) / Math.max(1, cropsFor(family(lever))) : 0) + (lever.tta ? t.flipTest[0]! : 0);
     results[name] = {
       lever,
       clothing7Test: testScores && { top1: pct(testScores.top1), top5: pct(testScores.top5), balanced: pct(testScores.balanced), logLoss: +testScores.logLoss.toFixed(3) },

@@ -137,7 +137,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // Refuse before the slow part rather than after it.
   if (out) await assertOutputFree(out, options.force);
 
-  const backbone = await Backbone.load(options.base ?? DEFAULT_BACKBONE, { cacheDir: options.cacheDir, ...options.backbone });
+  const quality = options.quality ?? DEFAULT_QUALITY;
+  const preset = QUALITY[quality];
+  const backbone = await Backbone.load(options.base ?? DEFAULT_BACKBONE, { cacheDir: options.cacheDir, regions: preset.regions, ...options.backbone });
+  if (preset.regions && !backbone.feature.regions) {
+    warn(`${backbone.id}'s features are already one vector per photo (cut '${backbone.feature.tensor}', pooling ${backbone.feature.pooling}), so --quality ${quality} trains without region features`);
+  }
   const cache = options.noCache ? undefined : FeatureCache.open(defaultCachePath(options.cacheDir ?? cacheDir()));
   try {
     const all = [...split.train, ...split.validation, ...testFiles];
@@ -154,8 +159,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const readable = (files: readonly ImageFile[]): ImageFile[] => files.filter((f) => byPath.has(f.path));
 
     // The extra backbone passes the quality preset asks for; cached like the plain features.
-    const quality = options.quality ?? DEFAULT_QUALITY;
-    const preset = QUALITY[quality];
     let tta = preset.tta;
     if (tta && backbone.batchOfOne) {
       warn(`${backbone.id} takes one image per run, so the mirror image cannot run beside the photo; test-time flip is off`);
@@ -189,7 +192,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     const dims = extracted.features[0]!.vector.length;
     const rows = (set: readonly Labeled[]): LabeledRow[] => set.map((t) => t.row);
-    const headOptions: FitOptions = { seed, ...preset.head, ...options.head };
+    const headOptions: FitOptions = { seed, ...(options.head?.hidden ? {} : preset.head), ...options.head };
     // Early stopping and the curves use the validation photos as they are; the refit adds their views.
     const head = await fitHead(
       rowsDataset(rows(trainSet), classes.length),

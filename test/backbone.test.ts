@@ -71,6 +71,52 @@ describe('default backbone', () => {
     assert.ok(maxAbsDiff(batch.data.slice(0, 1280), batch.data.slice(1280, 2560)) > 0.1);
   });
 
+  it('region features: the global average, then each cell of the grid, equal to averaging the raw map', async () => {
+    const images = await Promise.all([SHOE_1, DRESS_1].map((p) => loadRgb(p, backbone.preprocessing)));
+    const raw = await Backbone.load('mobilenet_v2', { feature: { tensor: '627', pooling: 'none' } });
+    const grid = await Backbone.load('mobilenet_v2', { regions: { rows: 3, cols: 2 } });
+    try {
+      const map = await raw.features(images);
+      assert.equal(map.dims, 1280 * 49);
+      const got = await grid.features(images);
+      // 7 cells in 3 rows: 0-2, 2-4, 4-6; in 2 columns: 0-3, 3-6.
+      type Span = readonly [number, number];
+      const rows: Span[] = [[0, 3], [2, 5], [4, 7]];
+      const cols: Span[] = [[0, 4], [3, 7]];
+      const cells: (readonly [Span, Span])[] = [[[0, 7], [0, 7]], ...rows.flatMap((r) => cols.map((c) => [r, c] as const))];
+      assert.equal(got.dims, 1280 * cells.length);
+      assert.deepEqual(grid.feature, { tensor: '627', pooling: 'avg-nchw', regions: { rows: 3, cols: 2 } });
+      assert.notEqual(grid.fingerprint, backbone.fingerprint);
+      const expected = new Float32Array(images.length * got.dims);
+      for (let n = 0; n < images.length; n++) {
+        for (let ch = 0; ch < 1280; ch++) {
+          const at = (y: number, x: number): number => map.data[n * map.dims + ch * 49 + y * 7 + x]!;
+          cells.forEach(([[y0, y1], [x0, x1]], i) => {
+            let sum = 0;
+            for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += at(y, x);
+            // The global average first, then channel-major cells.
+            const slot = i === 0 ? ch : 1280 + ch * (cells.length - 1) + (i - 1);
+            expected[n * got.dims + slot] = sum / ((y1 - y0) * (x1 - x0));
+          });
+        }
+      }
+      assert.ok(maxAbsDiff(got.data, expected) < 1e-4, `max diff ${maxAbsDiff(got.data, expected)}`);
+      // The global part is the plain feature vector.
+      const plain = await backbone.features(images);
+      assert.ok(maxAbsDiff(got.data.slice(0, 1280), plain.data.slice(0, 1280)) < 1e-5);
+    } finally {
+      await raw.release();
+      await grid.release();
+    }
+  });
+
+  it('regions: ignored for a cut that is already a vector, refused when the map is smaller than the grid', async () => {
+    const vector = await Backbone.load('mobilenet_v2', { feature: { tensor: '627', pooling: 'none' }, regions: { rows: 3, cols: 3 } });
+    assert.equal(vector.feature.regions, undefined);
+    await vector.release();
+    await expectOneLine(Backbone.load('mobilenet_v2', { regions: { rows: 8, cols: 1 } }), /'627' is 7x7, too small for 8x1 regions/);
+  });
+
   it('finds the same penultimate layer on its own that the zoo documents', async () => {
     const model = await readModel(MODEL);
     assert.deepEqual(findPenultimate(model), { tensor: '627', pooling: 'avg-nchw' });

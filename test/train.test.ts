@@ -14,6 +14,7 @@ import { predictRows } from '../src/head/train.js';
 import { extractAugmented, flipSpec } from '../src/features/augment.js';
 import { predictFiles } from '../src/predict.js';
 import { train, type TrainResult } from '../src/train.js';
+import { QUALITY } from '../src/head/quality.js';
 import { copySubset } from './helpers/dataset.js';
 import { writeBrokenFiles } from './helpers/images.js';
 
@@ -75,7 +76,10 @@ describe('train end to end on real photos', () => {
     assert.equal(meta.training.quality.name, 'balanced');
     assert.equal(meta.training.quality.tta, true);
     assert.equal(meta.training.quality.views.length, 4);
-    const backbone = await Backbone.load('mobilenet_v2');
+    // ... and adds the averages of a 3x3 grid of regions to the global average of the last map.
+    assert.deepEqual(meta.backbone.feature, { tensor: '627', pooling: 'avg-nchw', regions: { rows: 3, cols: 3 } });
+    assert.equal(meta.backbone.featureDims, 1280 * 10);
+    const backbone = await Backbone.load('mobilenet_v2', { regions: QUALITY.balanced.regions });
     const extracted = await extractFeatures(backbone, files);
     const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
     await backbone.release();

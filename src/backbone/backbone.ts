@@ -4,7 +4,7 @@ import { HeadswapError, describeError } from '../errors.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { packBatch } from '../image/preprocess.js';
 import { findPenultimate } from '../onnx/cut.js';
-import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type HeadWeights } from '../onnx/edit.js';
+import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type HeadWeights, type RegionGrid } from '../onnx/edit.js';
 import { exportHeadModel, type ExportOptions } from '../onnx/head-extra.js';
 import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/proto.js';
 import { sha256 } from '../util/fs.js';
@@ -25,6 +25,12 @@ export interface BackboneOptions {
   readonly preprocessing?: Partial<Preprocessing>;
   /** Feature tensor to cut at; default: the zoo entry's, or the tensor before the final pooling. */
   readonly feature?: FeatureCut;
+  /**
+   * Adds the average of each cell of this grid to a convolution map's global average (the
+   * quality presets' `regions`). Ignored when the cut is already a vector: `feature.regions`
+   * then stays undefined.
+   */
+  readonly regions?: RegionGrid;
   /** Intra-op threads; default all cores. */
   readonly threads?: number;
   /** Where downloaded models are cached. */
@@ -50,6 +56,23 @@ async function createSession(bytes: Uint8Array, what: string, threads?: number):
     return await ort.InferenceSession.create(bytes, sessionOptions(threads));
   } catch (err) {
     throw new HeadswapError(`${what}: onnxruntime cannot load the model (${describeError(err)})`);
+  }
+}
+
+/** Height and width of a convolution map, found by running the network up to it on one blank image. */
+async function measureMap(model: ModelProto, pre: Preprocessing, cut: FeatureCut, origin: string, threads?: number): Promise<[number, number]> {
+  const m = cloneModel(model);
+  addPixelsPrefix(m, pre);
+  keepOutputs(m, [cut.tensor]);
+  const session = await createSession(encodeModel(m), origin, threads);
+  try {
+    const [h, w] = pre.size;
+    const out = (await session.run({ [PIXELS]: new ort.Tensor('uint8', new Uint8Array(h * w * 3), [1, h, w, 3]) }))[cut.tensor]!;
+    const d = out.dims.map(Number);
+    if (d.length !== 4) throw new HeadswapError(`${origin}: feature tensor '${cut.tensor}' has ${d.length} dimensions; region features need a 4-d convolution map`);
+    return cut.pooling === 'avg-nhwc' ? [d[1]!, d[2]!] : [d[2]!, d[3]!];
+  } finally {
+    await session.release();
   }
 }
 
@@ -114,6 +137,8 @@ export class Backbone {
     private readonly classifier: Classifier | undefined,
     /** Some exports fix the batch dimension at 1 (EfficientNet-Lite4): those run one image at a time. */
     private readonly maxBatch: number,
+    /** Height and width of the cut's map, when region features are on. */
+    private readonly mapSize?: readonly [number, number],
   ) {}
 
   /** Loads a zoo id, `.onnx` path or URL, or a zoo entry given whole (e.g. one of your own mirror). */
@@ -129,7 +154,16 @@ export class Backbone {
       ? { ...entry.preprocessing, ...options.preprocessing }
       : customPreprocessing(dims, resolved.tfjs ? { ...TFJS_DEFAULTS, ...options.preprocessing } : options.preprocessing, resolved.origin);
     // Undefined when the graph has no recognisable classifier: classify still works, features ask for --feature.
-    const feature = options.feature ?? defaultCut(model, entry, resolved.origin);
+    let feature = options.feature ?? defaultCut(model, entry, resolved.origin);
+    let mapSize: [number, number] | undefined;
+    const grid = options.regions;
+    if (feature && grid && (feature.pooling === 'avg-nchw' || feature.pooling === 'avg-nhwc') && grid.rows * grid.cols > 1) {
+      mapSize = await measureMap(model, preprocessing, feature, resolved.origin, options.threads);
+      if (mapSize[0] < grid.rows || mapSize[1] < grid.cols) {
+        throw new HeadswapError(`${resolved.origin}: feature map '${feature.tensor}' is ${mapSize[0]}x${mapSize[1]}, too small for ${grid.rows}x${grid.cols} regions; use fewer regions or --quality fast`);
+      }
+      feature = { ...feature, regions: { rows: grid.rows, cols: grid.cols } };
+    }
     let classifier: Classifier | undefined;
     let labels: readonly string[] | undefined;
     if (entry?.classifier) {
@@ -142,7 +176,7 @@ export class Backbone {
       classifier = { tensor, activation: producer?.opType === 'Softmax' ? 'none' : 'softmax' };
       labels = resolved.tfjs.labels;
     }
-    return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, classifier, dims[0] === 1 ? 1 : Infinity);
+    return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, classifier, dims[0] === 1 ? 1 : Infinity, mapSize);
   }
 
   /** Where features are taken: the zoo's cut, `--feature`, or the tensor before the final pooling. */
@@ -178,7 +212,8 @@ export class Backbone {
   /** The feature graph: uint8 pixels in, `[N, D]` features out; the part of the network after the cut is pruned. */
   featureModel(): ModelProto {
     const m = this.pixelsModel();
-    addFeatureOutput(m, this.feature.tensor, this.feature.pooling, FEATURES);
+    const { tensor, pooling, regions } = this.feature;
+    addFeatureOutput(m, tensor, pooling, FEATURES, regions && this.mapSize && { ...regions, height: this.mapSize[0], width: this.mapSize[1] });
     keepOutputs(m, [FEATURES]);
     return m;
   }

@@ -136,7 +136,7 @@ export function registerWasmTrainingKernels(): void {
 
 /**
  * Switches TensorFlow.js to the wasm backend with the training kernels; returns a function that
- * switches back to the backend that was active before (the head trainer expects 'cpu').
+ * switches back to the backend that was active before, so other TensorFlow.js code in the process keeps its own.
  */
 export async function useWasmBackend(): Promise<() => Promise<void>> {
   registerWasmTrainingKernels();

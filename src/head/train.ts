@@ -1,7 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import { HeadswapError } from '../errors.js';
 import type { HeadWeights } from '../onnx/edit.js';
+import { HeadPasses, type Layer } from './passes.js';
 import { createRng, normal, shuffleInPlace } from './random.js';
 
 export interface HeadOptions {
@@ -213,13 +212,6 @@ function weightedTargets(data: Dataset, weights: Float64Array, smoothing: number
   return t;
 }
 
-interface Layer {
-  kernel: Float32Array;
-  bias: Float32Array;
-  inputs: number;
-  units: number;
-}
-
 /**
  * Kernels: He-normal for the hidden layer (it feeds a ReLU); zeros for the output layer. A zero
  * output layer starts at uniform probabilities, and for softmax regression it keeps weight out of
@@ -238,49 +230,6 @@ function createLayers(d: number, hidden: number, classes: number, rng: () => num
     layers.push({ kernel, bias: new Float32Array(units), inputs, units });
   }
   return layers;
-}
-
-/** Logits of `x` (inside a tidy); collects each layer's input tensor in `inputs` when given. */
-function forward(layers: Layer[], x: tf.Tensor2D, inputs?: tf.Tensor2D[]): { logits: tf.Tensor2D; kernels: tf.Tensor2D[] } {
-  const kernels = layers.map((l) => tf.tensor2d(l.kernel, [l.inputs, l.units]));
-  let h = x;
-  layers.forEach((layer, i) => {
-    inputs?.push(h);
-    h = tf.add(tf.matMul(h, kernels[i]!), tf.tensor1d(layer.bias));
-    if (i < layers.length - 1) h = tf.relu(h);
-  });
-  return { logits: h, kernels };
-}
-
-/**
- * Logits and data-term gradients for one batch of the objective
- *   sum_i(-t_i . log softmax(z_i)) / B  +  l2 * sum(kernel^2)
- * where t_i is the weighted, smoothed target row (summing to example i's class weight w_i), so
- * dL/dz_i = (w_i * softmax(z_i) - t_i) / B. Backpropagation is written out because tfjs-core's
- * Node build registers no gradient functions (tf.grad / optimizer.minimize throw); the L2 term is
- * added by the optimizer. Gradients come back per layer as [kernel, bias].
- */
-function batchGradients(layers: Layer[], x: Float32Array, t: Float32Array, rows: number): { logits: Float32Array; grads: Float32Array[] } {
-  const [logits, ...grads] = tf.tidy(() => {
-    const inputs: tf.Tensor2D[] = [];
-    const { logits: z, kernels } = forward(layers, tf.tensor2d(x, [rows, x.length / rows]), inputs);
-    const targets = tf.tensor2d(t, [rows, t.length / rows]);
-    let dz: tf.Tensor2D = tf.div(tf.sub(tf.mul(tf.softmax(z), tf.sum(targets, 1, true)), targets), rows);
-    const out: tf.Tensor[] = [];
-    for (let i = layers.length - 1; i >= 0; i--) {
-      const input = inputs[i]!;
-      out.unshift(tf.matMul(input, dz, true, false), tf.sum(dz, 0));
-      // Back through the ReLU that produced this layer's input (a > 0 exactly where it passed).
-      if (i > 0) dz = tf.mul(tf.matMul(dz, kernels[i]!, false, true), tf.step(input));
-    }
-    return [z, ...out];
-  });
-  const read = (tensor: tf.Tensor | undefined): Float32Array => {
-    const values = tensor!.dataSync() as Float32Array;
-    tensor!.dispose();
-    return values;
-  };
-  return { logits: read(logits), grads: grads.map(read) };
 }
 
 /**
@@ -377,17 +326,13 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
   const opts = resolveOptions(options, train.n);
   const { n, d, classes } = train;
 
-  // Prod mode only silences tfjs warnings (the CPU backend's "install tfjs-node" banner).
-  tf.enableProdMode();
-  if (tf.getBackend() !== 'cpu') await tf.setBackend('cpu');
-  await tf.ready();
-
   const { mean, std } = standardization(train);
   const classWeights = classWeightsOf(train, opts.classWeights);
   const xTrain = standardize(train, mean, std);
   const targets = weightedTargets(train, classWeights, opts.labelSmoothing);
   const rng = createRng(opts.seed);
   const layers = createLayers(d, opts.hidden, classes, rng);
+  const passes = await HeadPasses.for([d, ...(opts.hidden > 0 ? [opts.hidden] : []), classes]);
   const adam = new Adam(
     layers.flatMap((l) => [l.kernel, l.bias]),
     layers.flatMap(() => [opts.l2, 0]),
@@ -415,7 +360,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
         if (opts.dropout > 0) for (let j = 0; j < d; j++) row[j] = rng() < keep ? row[j]! / keep : 0;
         tBatch.set(targets.subarray(i * classes, (i + 1) * classes), r * classes);
       }
-      const { logits, grads } = batchGradients(layers, xBatch.subarray(0, rows * d), tBatch.subarray(0, rows * classes), rows);
+      const { logits, grads } = await passes.gradients(layers, xBatch.subarray(0, rows * d), tBatch.subarray(0, rows * classes), rows);
       const progress = ((epoch - 1) * steps + s) / (opts.epochs * steps);
       adam.step(grads, opts.learningRate * (1 - progress));
       fit.add(logits, Array.from(idx, (i) => train.y[i]!));
@@ -424,7 +369,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
     history.push(log);
     if (!xVal || !validation) continue;
     const val = new Metrics(classWeights);
-    val.add(logitsOf(layers, xVal, validation.n), validation.y);
+    val.add(await passes.logits(layers, xVal, validation.n), validation.y);
     const { loss: valLoss, accuracy: valAccuracy } = val.result();
     Object.assign(log, { valLoss, valAccuracy });
     if (valLoss < best.valLoss) best = { epoch, valLoss, layers: snapshot(layers) };
@@ -432,14 +377,6 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
   }
   if (!xVal) best = { epoch: opts.epochs, valLoss: NaN, layers: snapshot(layers) };
   return { weights: { mean, std, layers: best.layers }, history, bestEpoch: best.epoch, options: opts, millis: performance.now() - started };
-}
-
-/** Logits of standardized rows through the current layers, computed by tfjs. */
-function logitsOf(layers: Layer[], x: Float32Array, n: number): Float32Array {
-  const logits = tf.tidy(() => forward(layers, tf.tensor2d(x, [n, x.length / n])).logits);
-  const values = logits.dataSync() as Float32Array;
-  logits.dispose();
-  return values;
 }
 
 /**

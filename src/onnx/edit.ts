@@ -83,11 +83,36 @@ export function addPixelsPrefix(model: ModelProto, pre: Preprocessing): void {
 /** How a feature tensor becomes one vector per image. */
 export type Pooling = 'avg-nchw' | 'avg-nhwc' | 'first-token' | 'none';
 
+/** A rows x cols grid of overlapping windows over a convolution map (see `regionWindows`). */
+export interface RegionGrid {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** Region pooling of a map whose spatial size is known. */
+export interface Regions extends RegionGrid {
+  readonly height: number;
+  readonly width: number;
+}
+
+/**
+ * Window and stride that cover `size` cells with `n` windows of equal width, neighbours
+ * overlapping by at most one cell where the size does not divide (7 in 3: cells 0-2, 2-4, 4-6).
+ */
+export function regionWindows(size: number, n: number): { kernel: number; stride: number } {
+  if (n === 1) return { kernel: size, stride: 1 };
+  const stride = Math.floor(size / n);
+  return { kernel: size - (n - 1) * stride, stride };
+}
+
 /**
  * Adds `[N, D]` output `name` computed from intermediate tensor `tensor`: global average pooling
- * for convolution maps, the first (CLS) token for transformer sequences, or a flatten.
+ * for convolution maps, the first (CLS) token for transformer sequences, or a flatten. With
+ * `regions`, a convolution map also gives the average of each grid cell after the global one
+ * (channel-major: channel c, cell r*cols+k at C + c*rows*cols + r*cols + k), so a linear head
+ * can tell where on the photo a pattern is (a neckline at the top, a hem at the bottom).
  */
-export function addFeatureOutput(model: ModelProto, tensor: string, pooling: Pooling, name: string): void {
+export function addFeatureOutput(model: ModelProto, tensor: string, pooling: Pooling, name: string, regions?: Regions): void {
   const g = graphOf(model);
   if (!tensorNames(model).has(tensor)) {
     throw new HeadswapError(`tensor '${tensor}' is not in the model; list its tensors with 'headswap inspect'`);
@@ -99,6 +124,7 @@ export function addFeatureOutput(model: ModelProto, tensor: string, pooling: Poo
     nodes.push(node('Transpose', [x], [`${p}nchw`], [attr.ints('perm', [0, 3, 1, 2])]));
     x = `${p}nchw`;
   }
+  const map = x;
   if (pooling === 'avg-nchw' || pooling === 'avg-nhwc') {
     nodes.push(node('GlobalAveragePool', [x], [`${p}pooled`]));
     x = `${p}pooled`;
@@ -107,7 +133,18 @@ export function addFeatureOutput(model: ModelProto, tensor: string, pooling: Poo
     nodes.push(node('Gather', [x, `${p}zero`], [`${p}token`], [attr.int('axis', 1)]));
     x = `${p}token`;
   }
-  nodes.push(node('Flatten', [x], [name], [attr.int('axis', 1)]));
+  if (regions && pooling !== 'first-token' && pooling !== 'none') {
+    const r = regionWindows(regions.height, regions.rows);
+    const c = regionWindows(regions.width, regions.cols);
+    nodes.push(
+      node('Flatten', [x], [`${p}global`], [attr.int('axis', 1)]),
+      node('AveragePool', [map], [`${p}cells`], [attr.ints('kernel_shape', [r.kernel, c.kernel]), attr.ints('strides', [r.stride, c.stride])]),
+      node('Flatten', [`${p}cells`], [`${p}regions`], [attr.int('axis', 1)]),
+      node('Concat', [`${p}global`, `${p}regions`], [name], [attr.int('axis', 1)]),
+    );
+  } else {
+    nodes.push(node('Flatten', [x], [name], [attr.int('axis', 1)]));
+  }
   g.node.push(...nodes);
   g.output = [...(g.output ?? []), valueInfo(name, DataType.FLOAT, ['batch', 'features'])];
 }
