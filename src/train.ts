@@ -141,7 +141,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const preset = QUALITY[quality];
   const backbone = await Backbone.load(options.base ?? DEFAULT_BACKBONE, { cacheDir: options.cacheDir, regions: preset.regions, ...options.backbone });
   if (preset.regions && !backbone.feature.regions) {
-    warn(`${backbone.id}'s features are already one vector per photo (cut '${backbone.feature.tensor}', pooling ${backbone.feature.pooling}), so --quality ${quality} trains without region features`);
+    const { tensor, pooling } = backbone.feature;
+    const { rows, cols } = preset.regions;
+    warn(`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${rows}x${cols}), so --quality ${quality} trains on the pooled features alone`);
   }
   const cache = options.noCache ? undefined : FeatureCache.open(defaultCachePath(options.cacheDir ?? cacheDir()));
   try {

@@ -72,7 +72,7 @@ describe('headswap CLI', () => {
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
     // 20 photos, 4 augmented views of each of the 12 training photos, the 8 test photos' mirrors.
-    assert.match(forced.stdout, /quality balanced \(mirror-image averaging, 4 augmented views per training photo\)/);
+    assert.match(forced.stdout, /quality balanced \(3x3 region features, mirror-image averaging, 4 augmented views per training photo\)/);
     assert.match(forced.stdout, /features: 0 computed, 76 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);
     assert.match(forced.stderr, /report written to photos\.model\/report\.html/);

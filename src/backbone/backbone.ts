@@ -27,8 +27,8 @@ export interface BackboneOptions {
   readonly feature?: FeatureCut;
   /**
    * Adds the average of each cell of this grid to a convolution map's global average (the
-   * quality presets' `regions`). Ignored when the cut is already a vector: `feature.regions`
-   * then stays undefined.
+   * quality presets' `regions`). Ignored when the cut is already a vector or its map has fewer
+   * cells than the grid: `feature.regions` then stays undefined.
    */
   readonly regions?: RegionGrid;
   /** Intra-op threads; default all cores. */
@@ -158,11 +158,11 @@ export class Backbone {
     let mapSize: [number, number] | undefined;
     const grid = options.regions;
     if (feature && grid && (feature.pooling === 'avg-nchw' || feature.pooling === 'avg-nhwc') && grid.rows * grid.cols > 1) {
-      mapSize = await measureMap(model, preprocessing, feature, resolved.origin, options.threads);
-      if (mapSize[0] < grid.rows || mapSize[1] < grid.cols) {
-        throw new HeadswapError(`${resolved.origin}: feature map '${feature.tensor}' is ${mapSize[0]}x${mapSize[1]}, too small for ${grid.rows}x${grid.cols} regions; use fewer regions or --quality fast`);
+      const size = await measureMap(model, preprocessing, feature, resolved.origin, options.threads);
+      if (size[0] >= grid.rows && size[1] >= grid.cols) {
+        mapSize = size;
+        feature = { ...feature, regions: { rows: grid.rows, cols: grid.cols } };
       }
-      feature = { ...feature, regions: { rows: grid.rows, cols: grid.cols } };
     }
     let classifier: Classifier | undefined;
     let labels: readonly string[] | undefined;

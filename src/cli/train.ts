@@ -61,7 +61,7 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
     .addOption(
       qualityOption(
-        'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
+        'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction and 3x3 region features; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
       ),
     )
     .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
@@ -134,7 +134,14 @@ export function formatTrainResult(r: TrainResult): string {
   const lines: string[] = [];
   const total = (k: 'train' | 'validation' | 'test'): number => Object.values(r.counts).reduce((a, c) => a + c[k], 0);
   const q = r.metadata.training.quality;
-  const extras = [q?.tta ? 'mirror-image averaging' : '', q?.views.length ? `${q.views.length} augmented views per training photo` : ''].filter(Boolean).join(', ');
+  const regions = r.metadata.backbone.feature.regions;
+  const extras = [
+    regions ? `${regions.rows}x${regions.cols} region features` : '',
+    q?.tta ? 'mirror-image averaging' : '',
+    q?.views.length ? `${q.views.length} augmented views per training photo` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   lines.push(`backbone ${r.backbone.id} (${r.backbone.featureDims} features) · ${r.classes.length} classes · quality ${q?.name ?? 'plain'}${extras ? ` (${extras})` : ''}`);
   lines.push(
     table(
