@@ -15,6 +15,7 @@ import { extractAugmented, flipSpec } from '../src/features/augment.js';
 import { predictFiles } from '../src/predict.js';
 import { train, type TrainResult } from '../src/train.js';
 import { QUALITY } from '../src/head/quality.js';
+import { packagePath } from '../src/util/paths.js';
 import { copySubset } from './helpers/dataset.js';
 import { writeBrokenFiles } from './helpers/images.js';
 
@@ -132,6 +133,22 @@ describe('train end to end on real photos', () => {
     await backbone.release();
     const inProcess = predictRows(plain.head.weights, features, false);
     exported!.probabilities.forEach((v, j) => assert.ok(Math.abs(v - inProcess[j]!) <= 1e-4, `class ${j}: ${v} vs ${inProcess[j]}`));
+  });
+
+  it('a cut that is already a vector trains without region features, and says so', async () => {
+    // darknet-tiny (a TF.js fixture) cut after its global pooling: 1000 numbers, no map to divide.
+    const r = await train({
+      data,
+      testDir,
+      cacheDir,
+      out: false,
+      quality: 'fast',
+      base: packagePath('test', 'fixtures', 'models', 'darknet-tiny'),
+      backbone: { feature: { tensor: 'global_average_pooling2d_1', pooling: 'none' } },
+    });
+    assert.equal(r.backbone.featureDims, 1000);
+    assert.equal(r.metadata.backbone.feature.regions, undefined);
+    assert.ok(r.warnings.some((w) => /no region features from its cut 'global_average_pooling2d_1'/.test(w)), r.warnings.join('\n'));
   });
 
   it('refuses an existing output folder unless forced, before any work', async () => {
