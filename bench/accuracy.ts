@@ -32,7 +32,9 @@ import { clothing10Subset, clothing7, type BenchSet } from './accuracy-data.js';
 export interface Lever {
   /** 'crop': the zoo's shorter side to 256, center 224 (cropRatio 0.875); 'full': cropRatio 1, the whole shorter side. */
   readonly resize: 'crop' | 'full';
-  readonly head: 'adam' | 'solve' | 'ncm';
+  readonly head: 'adam' | 'solve' | 'ncm' | 'kernel';
+  /** Kernel head: the ridge added to the RBF Gram matrix. */
+  readonly ridge?: number;
   readonly l2?: number;
   /** Choose l2 by inner 5-fold CV on the plain training features. */
   readonly selectL2?: boolean;
@@ -95,6 +97,15 @@ export const LEVERS: Record<string, Lever> = {
   ),
   'mirror+3x3+l2=0.5': { resize: 'crop', head: 'adam', tta: true, regions: GRID_3X3 },
   'mirror+crops10+3x3+l2=0.5': { resize: 'crop', head: 'adam', flip: true, crops: 10, tta: true, regions: GRID_3X3 },
+  // Kernel ridge (RBF) heads: on the plain features, and on the default's features and views.
+  ...Object.fromEntries([0.01, 0.1, 1].map((ridge) => [`kernel+ridge=${ridge}`, { resize: 'crop', head: 'kernel', ridge } satisfies Lever])),
+  ...Object.fromEntries(
+    [0.1, 1].map((ridge) => [`kernel+mirror+crops3+3x3+ridge=${ridge}`, { resize: 'crop', head: 'kernel', ridge, flip: true, crops: 3, tta: true, regions: GRID_3X3 } satisfies Lever]),
+  ),
+  // One hidden ReLU layer with dropout (its own L2 default), on the old balanced's features and views.
+  'mlp512+mirror+crops3': { resize: 'crop', head: 'adam', hidden: 512, dropout: 0.5, flip: true, crops: 3, tta: true },
+  'mlp128+mirror+crops3': { resize: 'crop', head: 'adam', hidden: 128, dropout: 0.5, flip: true, crops: 3, tta: true },
+  'mlp128+mirror+crops3+3x3': { resize: 'crop', head: 'adam', hidden: 128, dropout: 0.5, flip: true, crops: 3, tta: true, regions: GRID_3X3 },
   // The presets as src/head/quality.ts defines them.
   ...Object.fromEntries(QUALITY_NAMES.filter((q) => q !== 'plain').map((q) => [q, presetLever(q)])),
 };
@@ -159,6 +170,98 @@ function dataset(rows: Float32Array[], y: number[], classes: number): Dataset {
   return { x, y: Int32Array.from(y), n: rows.length, d, classes };
 }
 
+/** Rows centered on the training mean and scaled to unit length. */
+function normalizeRows(x: Float32Array, n: number, mean: Float64Array): Float64Array {
+  const d = mean.length;
+  const out = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let norm = 0;
+    for (let j = 0; j < d; j++) {
+      const v = x[i * d + j]! - mean[j]!;
+      out[i * d + j] = v;
+      norm += v * v;
+    }
+    const inv = 1 / Math.sqrt(norm || 1);
+    for (let j = 0; j < d; j++) out[i * d + j]! *= inv;
+  }
+  return out;
+}
+
+/** a (na x d) . b (nb x d)^T */
+function dots(a: Float64Array, na: number, b: Float64Array, nb: number, d: number): Float64Array {
+  const out = new Float64Array(na * nb);
+  for (let i = 0; i < na; i++) {
+    for (let j = 0; j < nb; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += a[i * d + k]! * b[j * d + k]!;
+      out[i * nb + j] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * Kernel ridge classification (the issue's "kernel/SVM-style head"): an RBF kernel on
+ * centered, unit-length features (gamma = 1 / the median squared distance between training
+ * rows), one-hot targets, dual weights from (K + ridge I) A = Y by Cholesky. Scores are turned
+ * into probabilities by a softmax of 10x the scores: top-1/top-5 are exact, log-loss is not calibrated.
+ */
+function fitKernelRidge(data: Dataset, ridge: number): (x: Float32Array, n: number) => Float32Array {
+  const { n, d, classes } = data;
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += data.x[i * d + j]! / n;
+  const xs = normalizeRows(data.x, n, mean);
+  const gram = dots(xs, n, xs, n, d);
+  const dist: number[] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) dist.push(2 - 2 * gram[i * n + j]!);
+  dist.sort((a, b) => a - b);
+  const gamma = 1 / Math.max(1e-12, dist[Math.floor(dist.length / 2)] ?? 1);
+  const k = gram.map((g) => Math.exp(-gamma * (2 - 2 * g)));
+  for (let i = 0; i < n; i++) k[i * n + i]! += ridge;
+  // Cholesky: k = L L^T, in place in the lower triangle.
+  for (let j = 0; j < n; j++) {
+    let s = k[j * n + j]!;
+    for (let p = 0; p < j; p++) s -= k[j * n + p]! ** 2;
+    const l = Math.sqrt(s);
+    k[j * n + j] = l;
+    for (let i = j + 1; i < n; i++) {
+      let t = k[i * n + j]!;
+      for (let p = 0; p < j; p++) t -= k[i * n + p]! * k[j * n + p]!;
+      k[i * n + j] = t / l;
+    }
+  }
+  const alpha = new Float64Array(n * classes);
+  for (let c = 0; c < classes; c++) {
+    const z = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let t = data.y[i] === c ? 1 : 0;
+      for (let p = 0; p < i; p++) t -= k[i * n + p]! * z[p]!;
+      z[i] = t / k[i * n + i]!;
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let t = z[i]!;
+      for (let p = i + 1; p < n; p++) t -= k[p * n + i]! * alpha[p * classes + c]!;
+      alpha[i * classes + c] = t / k[i * n + i]!;
+    }
+  }
+  return (x, m) => {
+    const kt = dots(normalizeRows(x, m, mean), m, xs, n, d);
+    const probs = new Float32Array(m * classes);
+    for (let i = 0; i < m; i++) {
+      const scores = Array.from({ length: classes }, (_, c) => {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += Math.exp(-gamma * (2 - 2 * kt[i * n + j]!)) * alpha[j * classes + c]!;
+        return 10 * s;
+      });
+      const max = Math.max(...scores);
+      const e = scores.map((v) => Math.exp(v - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      e.forEach((v, c) => (probs[i * classes + c] = v / sum));
+    }
+    return probs;
+  };
+}
+
 /** Fits the lever's head on the training photos (with their views) and returns test probabilities. */
 async function fitPredict(lever: Lever, train: PhotoFeatures[], labels: number[], test: PhotoFeatures[], classes: number, seed: number): Promise<{ probs: Float32Array; ms: number }> {
   const rows: Float32Array[] = [];
@@ -176,6 +279,8 @@ async function fitPredict(lever: Lever, train: PhotoFeatures[], labels: number[]
   if (lever.head === 'ncm') {
     const head = fitNcm(data, { transform: lever.transform });
     predict = (x, n) => predictSolved(head, x, n);
+  } else if (lever.head === 'kernel') {
+    predict = fitKernelRidge(data, lever.ridge ?? 0.1);
   } else if (lever.head === 'solve') {
     const l2 = lever.selectL2 ? chooseL2(dataset(train.map((f) => f.plain), labels, classes), { transform: lever.transform }).l2 : lever.l2;
     const head = solveHead(data, { l2, transform: lever.transform });
