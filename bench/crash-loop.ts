@@ -10,7 +10,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLOTHING7, copySubset } from '../test/helpers/dataset.js';
-import { crashIteration, makeReference, rng, type IterationReport, type KillMode } from '../test/helpers/crash.js';
+import { createRng } from '../src/head/random.js';
+import { crashIteration, makeReference, type IterationReport, type KillMode } from '../test/helpers/crash.js';
 
 const iterations = Number(process.argv[2] ?? 100);
 const seed = Number(process.argv[3] ?? 1);
@@ -43,7 +44,7 @@ try {
   const classes = (await readdir(join(CLOTHING7, 'train'))).sort();
   await copySubset('train', classes, 8, data);
   const ref = await makeReference({ data, cacheDir: join(dir, 'cache'), out: join(dir, 'photos.model'), seed, batchSize: 4 });
-  const random = rng(seed);
+  const random = createRng(seed);
   for (let i = 0; i < iterations; i++) {
     const mode = pick(random);
     const r = await crashIteration(ref, mode, random);

@@ -19,6 +19,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClassifyResponse, JobView } from '../src/server/api-types.js';
+import { createRng } from '../src/head/random.js';
 import { createServer } from '../src/server/app.js';
 import { train } from '../src/train.js';
 import { packagePath } from '../src/util/paths.js';
@@ -223,17 +224,6 @@ function sumKey(value: unknown, key: string): number {
   return n;
 }
 
-function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 // --- the cases -------------------------------------------------------------------------------
 
 /** What a case measured, and the checks it must pass. */
@@ -415,7 +405,7 @@ async function jobDisconnectCase(env: Env): Promise<CaseResult> {
   const before = (await readdir(env.jobsDir)).sort();
   const f = multipartBody(env.jobPhotos, { name: 'cut' });
   const request = rawHttp('POST', '/v1/jobs', { 'Content-Type': f.contentType }, f.body);
-  const random = seededRandom(7);
+  const random = createRng(7);
   const cuts = Array.from({ length: SCALE.disconnects }, () => ({ at: Math.floor(random() * (request.length - 1)), delay: Math.floor(random() * 50) }));
   const attack = pool(cuts, 10, async ({ at, delay }) => {
     const c = await RawConnection.open(env.port);

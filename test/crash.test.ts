@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { defaultCachePath } from '../src/features/cache.js';
-import { crashIteration, makeReference, rng, type KillMode, type Reference } from './helpers/crash.js';
+import { createRng } from '../src/head/random.js';
+import { crashIteration, makeReference, type KillMode, type Reference } from './helpers/crash.js';
 import { copySubset } from './helpers/dataset.js';
 import { cacheProblems, modelLeftovers, modelProblems, spawnTrain, type ChildEvent } from './helpers/train-child.js';
 
@@ -32,7 +33,7 @@ describe('kill -9 while training', () => {
   const modes: readonly KillMode[] = ['extract', 'head', 'export-model', 'export-swap'];
   for (const mode of modes) {
     it(`${mode}: cache whole, model folder whole or absent, the rerun reproduces the uninterrupted run`, async () => {
-      const report = await crashIteration(ref, mode, rng(modes.indexOf(mode) + 1), { coldShare: 1 });
+      const report = await crashIteration(ref, mode, createRng(modes.indexOf(mode) + 1), { coldShare: 1 });
       assert.deepEqual(report.problems, [], `${mode} (killed in ${report.phase}):\n${report.problems.join('\n')}`);
       assert.equal(report.outcome, 'killed', `${mode}: the run finished before the kill`);
       if (mode === 'extract') {

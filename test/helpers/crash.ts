@@ -56,18 +56,6 @@ export interface IterationReport {
   readonly problems: readonly string[];
 }
 
-/** A small seeded generator, so a loop can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** An uninterrupted run in a child process on a cold cache: what every rerun must reproduce. */
 export async function makeReference(config: ChildConfig): Promise<Reference> {
   await rm(config.cacheDir, { recursive: true, force: true });
