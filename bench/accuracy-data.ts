@@ -11,7 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { scanDataset, type ImageFile } from '../src/dataset/scan.js';
 import { splitUnit } from '../src/dataset/split.js';
-import { createRng } from '../src/head/random.js';
+import { createRng } from '../src/util/random.js';
 import { sha256 } from '../src/util/fs.js';
 import { packagePath } from '../src/util/paths.js';
 

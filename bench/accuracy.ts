@@ -16,16 +16,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Backbone } from '../src/backbone/backbone.js';
 import { splitUnit } from '../src/dataset/split.js';
-import { augmentSpecs, extractAugmented, type AugmentSpec, type CropOptions } from '../src/features/augment.js';
+import { augmentSpecs, type AugmentSpec, type CropOptions } from '../src/image/augment.js';
 import { FeatureCache } from '../src/features/cache.js';
-import { extractFeatures } from '../src/features/extract.js';
-import { fitNcm } from '../src/head/ncm.js';
-import { chooseL2 } from '../src/head/select.js';
-import { predictSolved, solveHead } from '../src/head/solve.js';
+import { extractAugmented, extractFeatures } from '../src/features/extract.js';
+import { fitNcm } from './levers/ncm.js';
+import { chooseL2 } from './levers/select.js';
+import { predictSolved, solveHead } from './levers/solve.js';
 import { fitHead, predictHead, type Dataset } from '../src/head/train.js';
-import type { FeatureTransform } from '../src/head/transform.js';
+import type { FeatureTransform } from './levers/transform.js';
 import type { RegionGrid } from '../src/onnx/edit.js';
-import { QUALITY, QUALITY_NAMES, type QualityName } from '../src/head/quality.js';
+import { QUALITY, QUALITY_NAMES, type QualityName } from '../src/pipeline/quality.js';
 import { clothing10Subset, clothing7, type BenchSet } from './accuracy-data.js';
 
 /** One setting of every lever. */

@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLOTHING7, copySubset } from '../test/helpers/dataset.js';
-import { createRng } from '../src/head/random.js';
+import { createRng } from '../src/util/random.js';
 import { crashIteration, makeReference, type IterationReport, type KillMode } from '../test/helpers/crash.js';
 
 const iterations = Number(process.argv[2] ?? 100);

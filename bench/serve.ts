@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { createServer } from '../src/server/app.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 
 const CONNECTIONS = 8;

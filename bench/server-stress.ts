@@ -19,9 +19,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClassifyResponse, JobView } from '../src/server/api-types.js';
-import { createRng } from '../src/head/random.js';
+import { createRng } from '../src/util/random.js';
 import { createServer } from '../src/server/app.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 import { CLOTHING7 } from '../test/helpers/dataset.js';
 import {

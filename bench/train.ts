@@ -9,8 +9,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../src/head/quality.js';
-import { train, type TrainResult } from '../src/train.js';
+import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../src/pipeline/quality.js';
+import { train, type TrainResult } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 
 const data = packagePath('data', 'clothing7', 'train');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { Backbone } from '../src/backbone/backbone.js';
 import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
-import { classifyFiles } from '../src/classify.js';
+import { classifyFiles } from '../src/predict/classify.js';
 import { loadRgb } from '../src/image/preprocess.js';
 import { findPenultimate } from '../src/onnx/cut.js';
 import { inspectModel } from '../src/onnx/inspect.js';

@@ -13,9 +13,9 @@ import { useWasmBackend } from '../src/compare/wasm-gradients.js';
 import { scanDataset } from '../src/dataset/scan.js';
 import { HeadswapError } from '../src/errors.js';
 import { evaluate } from '../src/evaluate/metrics.js';
-import { createRng } from '../src/head/random.js';
+import { createRng } from '../src/util/random.js';
 import { copySubset } from './helpers/dataset.js';
-import { FeatureCache, defaultCachePath } from '../src/features/cache.js';
+import { openRunStore } from '../src/runs/store.js';
 import { renderReport } from '../src/report/html.js';
 import { reportFromTrain } from '../src/report/input.js';
 import { escapeHtml } from '../src/report/markup.js';
@@ -162,7 +162,7 @@ describe('compare', () => {
   it('records the comparison in the run history and feeds the report', async () => {
     const cache = join(dir, 'cache');
     const { result, transferRun, runId } = await compareRuns({ data: join(dir, 'train'), budgetSeconds: 1, cacheDir: cache });
-    const store = FeatureCache.open(defaultCachePath(cache));
+    const store = openRunStore(cache);
     const run = store.getRun(runId!);
     store.close();
     assert.equal(run?.kind, 'compare');

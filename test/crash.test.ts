@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { defaultCachePath } from '../src/features/cache.js';
-import { createRng } from '../src/head/random.js';
+import { databasePath } from '../src/runtime/download.js';
+import { createRng } from '../src/util/random.js';
 import { crashIteration, makeReference, type KillMode, type Reference } from './helpers/crash.js';
 import { copySubset } from './helpers/dataset.js';
 import { cacheProblems, modelLeftovers, modelProblems, spawnTrain, type ChildEvent } from './helpers/train-child.js';
@@ -64,7 +64,7 @@ describe('two trainings at once on one cache', () => {
       assert.deepEqual(done.digest, ref.digest, 'same split, weights, metrics and model as the run alone');
     }
     assert.deepEqual(cacheProblems(cacheDir, ref.dims), []);
-    const db = new Database(defaultCachePath(cacheDir), { readonly: true });
+    const db = new Database(databasePath(cacheDir), { readonly: true });
     assert.equal(db.prepare('SELECT count(*) FROM features').pluck().get(), vectors, 'one row per image and view, none lost');
     db.close();
     for (const out of new Set(outs)) {

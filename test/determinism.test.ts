@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { scanDataset } from '../src/dataset/scan.js';
 import { splitDataset } from '../src/dataset/split.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { copySubset } from './helpers/dataset.js';
 import { digestOf, spawnTrain, type ChildConfig, type ChildEvent, type RunDigest } from './helpers/train-child.js';
 

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 import { CLOTHING7 } from './helpers/dataset.js';
 import { cacheProblems, modelLeftovers } from './helpers/train-child.js';

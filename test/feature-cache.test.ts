@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { HeadswapError } from '../src/errors.js';
-import { FeatureCache, defaultCachePath, type FeatureEntry, type FeatureKey } from '../src/features/cache.js';
+import { databasePath } from '../src/runtime/download.js';
+import { FeatureCache, type FeatureEntry, type FeatureKey } from '../src/features/cache.js';
 import { expectedVector, imageId } from './helpers/cache-writer.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -25,7 +26,7 @@ after(async () => {
 });
 
 async function freshPath(): Promise<string> {
-  return defaultCachePath(await mkdtemp(join(tmpRoot, 'c-')));
+  return databasePath(await mkdtemp(join(tmpRoot, 'c-')));
 }
 
 function bytesOf(v: Float32Array): Uint8Array {
@@ -177,10 +178,10 @@ describe('FeatureCache in one process', () => {
     writeFileSync(join(dir, 'file'), '');
     const blocked = join(dir, 'file', 'sub');
     assertHeadswapError(
-      () => FeatureCache.open(defaultCachePath(blocked)),
+      () => FeatureCache.open(databasePath(blocked)),
       new RegExp(`^${escapeRegExp(blocked)}: cannot create the feature cache folder \\(.*\\); set HEADSWAP_CACHE`),
     );
-    const missing = defaultCachePath(dir);
+    const missing = databasePath(dir);
     assertHeadswapError(
       () => FeatureCache.open(missing, { readonly: true }),
       new RegExp(`^${escapeRegExp(missing)}: cannot open the feature cache`),

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { Backbone } from '../src/backbone/backbone.js';
 import { HeadswapError } from '../src/errors.js';
-import { fitNcm } from '../src/head/ncm.js';
-import { predictSolved } from '../src/head/solve.js';
+import { fitNcm } from '../bench/levers/ncm.js';
+import { predictSolved } from '../bench/levers/solve.js';
 import type { Dataset } from '../src/head/train.js';
-import { transformFeatures } from '../src/head/transform.js';
+import { transformFeatures } from '../bench/levers/transform.js';
 import { clothing7Features } from './helpers/features.js';
 
 const CLASSES = ['dress', 'hat', 'pants', 'shoes'];

@@ -5,9 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { HeadswapError } from '../src/errors.js';
 import { HeadPasses, type Layer } from '../src/head/passes.js';
-import { createRng, normal, shuffleInPlace } from '../src/head/random.js';
+import { createRng, normal, shuffleInPlace } from '../src/util/random.js';
 import { predictHead, trainHead, type Dataset, type HeadOptions } from '../src/head/train.js';
-import type { HeadWeights } from '../src/onnx/edit.js';
+import type { HeadWeights } from '../src/head/weights.js';
 
 /**
  * Seeded gaussian clusters: class c is centered on a random point of norm ~`separation`, with

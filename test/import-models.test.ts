@@ -20,7 +20,7 @@ import ort from 'onnxruntime-node';
 import { Backbone } from '../src/backbone/backbone.js';
 import { loadRgb } from '../src/image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../src/image/types.js';
-import { openPredictor, streamPredictions } from '../src/predict.js';
+import { openPredictor, streamPredictions } from '../src/predict/files.js';
 import { NSFWJS_LABELS, convertTfjs, importTfjs, loadTeachableMachine, nsfwjsModelDir, readTfjsFolder, teachablePreprocessing, type TfjsArtifacts } from '../src/import/index.js';
 import { encodeModel } from '../src/onnx/proto.js';
 import { packagePath } from '../src/util/paths.js';

@@ -16,7 +16,7 @@ import { getEntry } from '../src/backbone/zoo.js';
 import { registerImport } from '../src/cli/import.js';
 import { HeadswapError } from '../src/errors.js';
 import { loadRgb } from '../src/image/preprocess.js';
-import { samePads } from '../src/import/builder.js';
+import { samePads } from '../src/onnx/builder.js';
 import { convertTfjs, importTfjs, readTfjsFolder } from '../src/import/index.js';
 import { decodeWeights } from '../src/import/tfjs/manifest.js';
 import { unwrapBundle } from '../src/import/tfjs/nsfwjs.js';

@@ -13,7 +13,7 @@ import { renderReport, type RenderedReport } from '../src/report/html.js';
 import { reportFromTrain } from '../src/report/input.js';
 import { escapeHtml } from '../src/report/markup.js';
 import type { ReportInput } from '../src/report/types.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { browserUnavailable, launchChromium } from './helpers/browser.js';
 import { copySubset } from './helpers/dataset.js';
 import { startServer } from './helpers/http-server.js';

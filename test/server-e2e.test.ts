@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { ClassifyResponse } from '../src/server/api-types.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 import { browserUnavailable, launchChromium } from './helpers/browser.js';
 import { CLOTHING7, copySubset } from './helpers/dataset.js';

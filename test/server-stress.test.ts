@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ClassifyResponse, JobView } from '../src/server/api-types.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 import { CLOTHING7, copySubset } from './helpers/dataset.js';
 import { SHOE_1 } from './helpers/images.js';

@@ -11,7 +11,7 @@ import type { BatchClassifyResponse, ClassifyResponse, ErrorBody, JobView, Model
 import { loadClassifier } from '../src/export/classifier.js';
 import { createServer } from '../src/server/app.js';
 import { sniffFormat } from '../src/image/preprocess.js';
-import { train } from '../src/train.js';
+import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 import { expectOneLine } from './helpers/assert.js';
 import { CLOTHING7, copySubset } from './helpers/dataset.js';

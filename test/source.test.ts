@@ -6,7 +6,8 @@ import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url';
 
 import { HeadswapError } from '../src/errors.js';
-import { cacheDir, download, resolveEntry, resolveSource } from '../src/backbone/source.js';
+import { cacheDir, download } from '../src/runtime/download.js';
+import { resolveEntry, resolveSource } from '../src/backbone/source.js';
 import { getEntry } from '../src/backbone/zoo.js';
 import type { ZooEntry } from '../src/backbone/types.js';
 import { sha256 } from '../src/util/fs.js';

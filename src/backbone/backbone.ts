@@ -3,15 +3,14 @@ import ort from 'onnxruntime-node';
 import { HeadswapError, describeError } from '../errors.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { packBatch } from '../image/preprocess.js';
-import { findPenultimate } from '../onnx/cut.js';
-import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type HeadWeights, type RegionGrid } from '../onnx/edit.js';
-import { exportHeadModel, type ExportOptions } from '../onnx/head-extra.js';
+import { findPenultimate, type FeatureCut } from '../onnx/cut.js';
+import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type RegionGrid } from '../onnx/edit.js';
 import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/proto.js';
 import { sha256 } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
 import { readLabels } from './labels.js';
 import { resolveEntry, resolveSource, type ResolvedSource } from './source.js';
-import type { FeatureCut, ZooEntry } from './types.js';
+import type { ZooEntry } from './types.js';
 
 /** The network's own classifier output and whether softmax still has to be applied to it. */
 type Classifier = Pick<NonNullable<ZooEntry['classifier']>, 'tensor' | 'activation'>;
@@ -216,11 +215,6 @@ export class Backbone {
     addFeatureOutput(m, tensor, pooling, FEATURES, regions && this.mapSize && { ...regions, height: this.mapSize[0], width: this.mapSize[1] });
     keepOutputs(m, [FEATURES]);
     return m;
-  }
-
-  /** One graph for deployment: pixels in, the new head's class probabilities out (exportHeadModel). */
-  exportModel(head: HeadWeights, options: ExportOptions = {}): Uint8Array {
-    return exportHeadModel(this, head, options);
   }
 
   async features(images: readonly RgbImage[]): Promise<{ data: Float32Array; dims: number }> {

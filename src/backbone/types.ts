@@ -1,14 +1,5 @@
 import type { Preprocessing } from '../image/types.js';
-import type { Pooling, RegionGrid } from '../onnx/edit.js';
-
-/** Where a backbone's penultimate features come from. */
-export interface FeatureCut {
-  /** Name of the tensor in the ONNX graph (`headswap inspect` lists them). */
-  readonly tensor: string;
-  readonly pooling: Pooling;
-  /** Besides the global average of a convolution map, the average of each cell of this grid. */
-  readonly regions?: RegionGrid;
-}
+import type { FeatureCut } from '../onnx/cut.js';
 
 /** One network in the model zoo. */
 export interface ZooEntry {

@@ -1,9 +1,6 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { cacheDir } from '../backbone/source.js';
+import { availableOffline } from '../backbone/source.js';
 import { ZOO } from '../backbone/zoo.js';
-import { tfjsDownloadFolder } from '../import/tfjs/read.js';
 import { table } from '../evaluate/format.js';
 
 export function registerBackbones(program: Command): void {
@@ -13,7 +10,7 @@ export function registerBackbones(program: Command): void {
     .option('--json', 'print JSON')
     .action((f: { json?: boolean }) => {
       const rows = ZOO.map((e) => ({
-        offline: Boolean(e.bundled) || existsSync(e.format === 'tfjs' ? tfjsDownloadFolder(e.url, cacheDir()) : join(cacheDir(), 'models', `${e.sha256}.onnx`)),
+        offline: availableOffline(e),
         ...e,
       }));
       if (f.json) {

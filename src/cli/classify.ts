@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { classifyFiles } from '../classify.js';
+import { classifyFiles } from '../predict/classify.js';
 import { HeadswapError } from '../errors.js';
 import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
 import { skippedSummary, warn } from './output.js';

@@ -4,7 +4,7 @@ import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
-import type { QualityName } from '../head/quality.js';
+import type { QualityName } from '../pipeline/quality.js';
 import { qualityOption } from './train.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';

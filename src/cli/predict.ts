@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { HeadswapError } from '../errors.js';
-import { openPredictor, streamPredictions } from '../predict.js';
+import { openPredictor, streamPredictions } from '../predict/files.js';
 import { skippedSummary, warn } from './output.js';
 import { int } from './parse.js';
 import { writePredictions } from './predictions.js';

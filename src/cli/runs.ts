@@ -1,15 +1,14 @@
 import { Command } from 'commander';
-import { cacheDir } from '../backbone/source.js';
 import { HeadswapError } from '../errors.js';
 import { table } from '../evaluate/format.js';
-import { FeatureCache, defaultCachePath } from '../features/cache.js';
 import { diffRuns } from '../runs/diff.js';
+import { openRunStore, type RunStore } from '../runs/store.js';
 import type { RunRecord } from '../runs/types.js';
 import { percent } from './output.js';
 import { int } from './parse.js';
 
-export function withStore<T>(dir: string | undefined, fn: (store: FeatureCache) => T): T {
-  const store = FeatureCache.open(defaultCachePath(dir ?? cacheDir()));
+export function withStore<T>(dir: string | undefined, fn: (store: RunStore) => T): T {
+  const store = openRunStore(dir);
   try {
     return fn(store);
   } finally {

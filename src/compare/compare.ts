@@ -4,13 +4,12 @@
  */
 import { findEntry } from '../backbone/zoo.js';
 import { resolve } from 'node:path';
-import { cacheDir } from '../backbone/source.js';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
-import { FeatureCache, defaultCachePath } from '../features/cache.js';
+import { openRunStore } from '../runs/store.js';
 import { HeadswapError } from '../errors.js';
-import type { QualityName } from '../head/quality.js';
+import type { QualityName } from '../pipeline/quality.js';
 import type { TrainedHead } from '../head/train.js';
-import { train, type TrainResult } from '../train.js';
+import { train, type TrainResult } from '../pipeline/train.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { trainFromScratch } from './scratch.js';
 import type { ApproachResult, CompareResult, ScratchResult } from './types.js';
@@ -120,7 +119,7 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
     onProgress: options.onProgress,
   });
   const compared = { transfer, scratch, verdict: verdict(transfer, scratch) };
-  const store = options.record === false ? undefined : FeatureCache.open(defaultCachePath(options.cacheDir ?? cacheDir()));
+  const store = options.record === false ? undefined : openRunStore(options.cacheDir);
   try {
     const runId = store?.recordRun({
       kind: 'compare',

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { HeadswapError } from '../errors.js';
 import { evaluate, type Prediction } from '../evaluate/metrics.js';
-import { createRng, shuffleInPlace } from '../head/random.js';
+import { createRng, shuffleInPlace } from '../util/random.js';
 import { loadRgb } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { progressTracker, type ProgressCallback } from '../util/progress.js';

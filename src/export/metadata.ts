@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HeadswapError, describeError } from '../errors.js';
-import type { FeatureCut } from '../backbone/types.js';
+import type { FeatureCut } from '../onnx/cut.js';
 import type { CrossValidation } from '../evaluate/cv.js';
 import type { Evaluation } from '../evaluate/metrics.js';
-import type { QualityName } from '../head/quality.js';
 import type { EpochLog, HeadOptions } from '../head/train.js';
 import type { Preprocessing } from '../image/types.js';
 
@@ -14,8 +13,8 @@ export interface TrainingRecord {
   readonly epochs: number;
   readonly history: readonly EpochLog[];
   readonly seed: number;
-  /** `--quality` and what it switched on: test-time flip, training views (cache variant ids). Absent in models made before it existed. */
-  readonly quality?: { readonly name: QualityName; readonly tta: boolean; readonly views: readonly string[] };
+  /** `--quality` (its name) and what it switched on: test-time flip, training views (cache variant ids). Absent in models made before it existed. */
+  readonly quality?: { readonly name: string; readonly tta: boolean; readonly views: readonly string[] };
   readonly valPct: number;
   readonly testPct: number;
   readonly counts: Readonly<Record<string, { readonly train: number; readonly validation: number; readonly test: number }>>;

@@ -1,9 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
-import { HeadswapError, describeError } from '../errors.js';
-import type { NewRun, RunRecord } from '../runs/types.js';
+import type Database from 'better-sqlite3';
+import { openDatabase, withCacheErrors, type DatabaseOptions } from '../runtime/database.js';
+import { databasePath } from '../runtime/download.js';
 
 /** Identifies one cached feature vector. */
 export interface FeatureKey {
@@ -18,62 +16,6 @@ export interface FeatureKey {
 export interface FeatureEntry {
   key: FeatureKey;
   vector: Float32Array;
-}
-
-export interface FeatureCacheOptions {
-  readonly?: boolean;
-  /** How long to wait for another process's write lock before failing; default 10 s. */
-  busyTimeoutMs?: number;
-}
-
-const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
-
-/**
- * Schema changes, applied in order to bring a file from any older version to the newest.
- * Append new entries (e.g. the run history table); never edit a released one, since files
- * already at that version will not run it again.
- */
-const MIGRATIONS: readonly { version: number; sql: string }[] = [
-  {
-    version: 1,
-    sql: `
-      CREATE TABLE IF NOT EXISTS meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-      ) STRICT;
-      CREATE TABLE IF NOT EXISTS features (
-        backbone TEXT NOT NULL,
-        image TEXT NOT NULL,
-        variant TEXT NOT NULL,
-        dim INTEGER NOT NULL,
-        vector BLOB NOT NULL, -- dim little-endian float32s
-        PRIMARY KEY (backbone, image, variant)
-      ) STRICT;`,
-  },
-  {
-    version: 2,
-    sql: `
-      CREATE TABLE IF NOT EXISTS runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL,
-        test_dir TEXT,
-        base TEXT NOT NULL,
-        options TEXT NOT NULL, -- JSON
-        fingerprint TEXT NOT NULL,
-        metrics TEXT NOT NULL, -- JSON
-        timings TEXT NOT NULL, -- JSON
-        out TEXT
-      ) STRICT;`,
-  },
-];
-
-const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
-
-/** Where the cache lives inside headswap's cache folder. */
-export function defaultCachePath(cacheDir: string): string {
-  return join(cacheDir, 'headswap.sqlite');
 }
 
 interface VectorRow {
@@ -130,36 +72,8 @@ export class FeatureCache {
    * not run PRAGMA quick_check, which reads the whole file (seconds for a large cache on a cold
    * disk); damage found later by any method is reported with the same "corrupted" error.
    */
-  static open(path: string, options: FeatureCacheOptions = {}): FeatureCache {
-    const readonly = options.readonly ?? false;
-    if (!readonly) {
-      try {
-        mkdirSync(dirname(path), { recursive: true });
-      } catch (err) {
-        throw new HeadswapError(
-          `${dirname(path)}: cannot create the feature cache folder (${describeError(err)}); ` +
-            'set HEADSWAP_CACHE to a writable folder',
-          { cause: err },
-        );
-      }
-    }
-    return withCacheErrors(path, () => {
-      const timeout = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-      const db = new Database(path, { readonly, fileMustExist: readonly, timeout });
-      try {
-        if (!readonly) {
-          // WAL: readers never wait for a writer. NORMAL: a killed process loses nothing committed;
-          // only a power cut can drop the last few commits, which just means recomputing them.
-          db.pragma('journal_mode = WAL');
-          db.pragma('synchronous = NORMAL');
-        }
-        migrate(db, path, readonly);
-        return new FeatureCache(path, db);
-      } catch (err) {
-        db.close();
-        throw err;
-      }
-    });
+  static open(path: string, options: DatabaseOptions = {}): FeatureCache {
+    return new FeatureCache(path, openDatabase(path, options));
   }
 
   /** The cached vector, or undefined if absent (or stored with a length that does not match). */
@@ -198,102 +112,9 @@ export class FeatureCache {
     return counted ?? 0;
   }
 
-  /** Appends a run to the history; returns its id. */
-  recordRun(run: NewRun): number {
-    const insert = this.db.prepare(
-      'INSERT INTO runs (created_at, kind, data, test_dir, base, options, fingerprint, metrics, timings, out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    const result = withCacheErrors(this.path, () =>
-      insert.run(new Date().toISOString(), run.kind, run.data, run.testDir, run.base, JSON.stringify(run.options), run.fingerprint, JSON.stringify(run.metrics), JSON.stringify(run.timings), run.out),
-    );
-    return Number(result.lastInsertRowid);
-  }
-
-  /** Recorded runs, newest first. */
-  listRuns(limit = 50): RunRecord[] {
-    const rows = withCacheErrors(this.path, () => this.db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit));
-    return rows.map(decodeRun);
-  }
-
-  getRun(id: number): RunRecord | undefined {
-    const row = withCacheErrors(this.path, () => this.db.prepare<[number], RunRow>('SELECT * FROM runs WHERE id = ?').get(id));
-    return row && decodeRun(row);
-  }
-
   close(): void {
     this.db.close();
   }
-}
-
-interface RunRow {
-  id: number;
-  created_at: string;
-  kind: string;
-  data: string;
-  test_dir: string | null;
-  base: string;
-  options: string;
-  fingerprint: string;
-  metrics: string;
-  timings: string;
-  out: string | null;
-}
-
-function decodeRun(r: RunRow): RunRecord {
-  return {
-    id: r.id,
-    createdAt: r.created_at,
-    kind: r.kind === 'compare' ? 'compare' : 'train',
-    data: r.data,
-    testDir: r.test_dir,
-    base: r.base,
-    options: JSON.parse(r.options) as Record<string, unknown>,
-    fingerprint: r.fingerprint,
-    metrics: JSON.parse(r.metrics) as Record<string, number>,
-    timings: JSON.parse(r.timings) as Record<string, number>,
-    out: r.out,
-  };
-}
-
-function migrate(db: Database.Database, path: string, readonly: boolean): void {
-  let version = readSchemaVersion(db, path);
-  if (version < SCHEMA_VERSION && !readonly) {
-    version = db
-      .transaction(() => {
-        // Re-read under the write lock: another process may have migrated since the check above.
-        const current = readSchemaVersion(db, path);
-        if (current >= SCHEMA_VERSION) return current;
-        for (const m of MIGRATIONS) if (m.version > current) db.exec(m.sql);
-        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)")
-          .run(String(SCHEMA_VERSION));
-        return SCHEMA_VERSION;
-      })
-      .immediate();
-  }
-  if (version > SCHEMA_VERSION) {
-    throw new HeadswapError(
-      `${path}: feature cache was written by a newer headswap (schema ${version}, this one knows up to ` +
-        `${SCHEMA_VERSION}); upgrade headswap or set HEADSWAP_CACHE to another folder`,
-    );
-  }
-  if (version < SCHEMA_VERSION) {
-    throw new HeadswapError(
-      `${path}: feature cache needs a schema upgrade (${version} to ${SCHEMA_VERSION}) but was opened ` +
-        'read-only; run headswap once with write access to it',
-    );
-  }
-}
-
-/** 0 for a fresh file. Reading sqlite_schema is also what detects a non-database or truncated file. */
-function readSchemaVersion(db: Database.Database, path: string): number {
-  const hasMeta = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'").pluck().get();
-  if (hasMeta === undefined) return 0;
-  const value = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get();
-  const version = Number(value);
-  if (!Number.isInteger(version) || version < 0) {
-    throw corrupted(path, `unreadable schema version ${String(value)}`);
-  }
-  return version;
 }
 
 // The file format is little-endian so a cache copied to another machine stays valid.
@@ -315,58 +136,7 @@ function decodeRow(row: VectorRow): Float32Array | undefined {
   return vector;
 }
 
-function corrupted(path: string, reason: string, cause?: unknown): HeadswapError {
-  return new HeadswapError(
-    `${path}: feature cache is corrupted (${reason}); delete it to rebuild (it holds only cached features and the run history)`,
-    { cause },
-  );
-}
-
-/** Runs a database call, turning SQLite failures into one-line errors that name the file and the fix. */
-function withCacheErrors<T>(path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (!(err instanceof Database.SqliteError)) throw err;
-    const reason = describeError(err);
-    const code = err.code;
-    if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
-      throw corrupted(path, reason, err);
-    }
-    if (code.startsWith('SQLITE_BUSY')) {
-      throw new HeadswapError(
-        `${path}: feature cache is locked; another headswap process is using it; ` +
-          'wait or set HEADSWAP_CACHE to another folder',
-        { cause: err },
-      );
-    }
-    if (code.startsWith('SQLITE_READONLY')) {
-      throw new HeadswapError(
-        `${path}: cannot write the feature cache (${reason}); ` +
-          'make it writable or set HEADSWAP_CACHE to another folder',
-        { cause: err },
-      );
-    }
-    if (code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM') {
-      throw new HeadswapError(
-        `${path}: cannot open the feature cache (${reason}); ` +
-          "check the folder's permissions or set HEADSWAP_CACHE to another folder",
-        { cause: err },
-      );
-    }
-    if (code.startsWith('SQLITE_FULL')) {
-      throw new HeadswapError(
-        `${path}: disk full while writing the feature cache; free some space or set HEADSWAP_CACHE to another folder`,
-        { cause: err },
-      );
-    }
-    // A write the OS refused (e.g. a file size limit, EFBIG, or a failing disk): nothing was committed.
-    if (code.startsWith('SQLITE_IOERR')) {
-      throw new HeadswapError(
-        `${path}: cannot write the feature cache (${reason}, ${code}); check free space and the disk, or set HEADSWAP_CACHE to another folder`,
-        { cause: err },
-      );
-    }
-    throw new HeadswapError(`${path}: feature cache error (${reason})`, { cause: err });
-  }
+/** The feature cache in headswap's cache folder `root` (default: `$HEADSWAP_CACHE` or the user cache folder). */
+export function openFeatureCache(root?: string, options: DatabaseOptions = {}): FeatureCache {
+  return FeatureCache.open(databasePath(root), options);
 }

@@ -5,6 +5,7 @@ import { loadRgb, type LoadOptions } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
 import { progressTracker, type ProgressCallback } from '../util/progress.js';
+import { loadAugmented, type AugmentSpec } from '../image/augment.js';
 import type { FeatureCache } from './cache.js';
 
 export interface ExtractOptions extends LoadOptions {
@@ -165,4 +166,19 @@ export async function extractViews(
 export async function extractFeatures(backbone: Backbone, paths: readonly string[], options: ExtractOptions = {}): Promise<ExtractResult> {
   const result = await extractViews(backbone, paths, [PLAIN_VIEW], options);
   return { ...result, features: result.features.map(({ path, hash, vector }) => ({ path, hash, vector })) };
+}
+
+/** An augmentation spec as a view extractViews can run and cache. */
+export function augmentView(spec: AugmentSpec): View {
+  return { id: spec.id, render: (input, pre, options) => loadAugmented(input, pre, spec, options) };
+}
+
+/**
+ * Feature vectors of augmented views: every spec applied to every path, each view through the
+ * backbone once and cached under (backbone, image sha256, spec.id), so a second run, or a head
+ * retrained with other settings, reads them back instead of running the backbone again.
+ * Features are path-major (every spec of paths[0], then of paths[1], ...), with `variant` = spec.id.
+ */
+export async function extractAugmented(backbone: Backbone, paths: readonly string[], specs: readonly AugmentSpec[], options: ExtractOptions = {}): Promise<ViewsResult> {
+  return extractViews(backbone, paths, specs.map(augmentView), { ...options, step: 'augment' });
 }

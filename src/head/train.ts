@@ -1,7 +1,7 @@
 import { HeadswapError } from '../errors.js';
-import type { HeadWeights } from '../onnx/edit.js';
+import type { HeadWeights } from './weights.js';
 import { HeadPasses, type Layer } from './passes.js';
-import { createRng, normal, shuffleInPlace } from './random.js';
+import { createRng, normal, shuffleInPlace } from '../util/random.js';
 
 export interface HeadOptions {
   /** Units of one hidden ReLU layer; 0 = plain softmax regression. */

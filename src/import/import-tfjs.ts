@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cacheDir as defaultCacheDir } from '../backbone/source.js';
+import { cacheDir as defaultCacheDir, modelsDir } from '../runtime/download.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { encodeModel, readModel } from '../onnx/proto.js';
 import { sha256, sha256File, writeFileAtomic } from '../util/fs.js';
@@ -53,7 +53,7 @@ export async function importTfjs(source: string, options: ImportOptions = {}): P
 export async function importArtifacts(artifacts: TfjsArtifacts, options: ImportOptions = {}): Promise<ImportResult> {
   checkShards(artifacts);
   const key = sourceKey(artifacts, options.inputSize);
-  const onnxPath = join(options.cacheDir ?? defaultCacheDir(), 'models', `tfjs-${key}.onnx`);
+  const onnxPath = join(modelsDir(options.cacheDir), `tfjs-${key}.onnx`);
   const base = { sourceSha256: key, format: artifacts.modelJson.format, ...(artifacts.labels ? { labels: [...artifacts.labels] } : {}) };
   if (await stat(onnxPath).then((s) => s.isFile(), () => false)) {
     // Only ever renamed into place complete, so a present file is trusted.

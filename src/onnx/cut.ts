@@ -1,6 +1,15 @@
-import type { FeatureCut } from '../backbone/types.js';
 import { HeadswapError } from '../errors.js';
+import type { Pooling, RegionGrid } from './edit.js';
 import { node, type ModelProto, type NodeProto } from './proto.js';
+
+/** Where a backbone's penultimate features come from. */
+export interface FeatureCut {
+  /** Name of the tensor in the ONNX graph (`headswap inspect` lists them). */
+  readonly tensor: string;
+  readonly pooling: Pooling;
+  /** Besides the global average of a convolution map, the average of each cell of this grid. */
+  readonly regions?: RegionGrid;
+}
 
 const CLASSIFIER_OPS = new Set(['Gemm', 'MatMul', 'QLinearMatMul', 'QGemm', 'MatMulInteger']);
 const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Dropout', 'Identity', 'QuantizeLinear', 'DequantizeLinear', 'Cast']);

@@ -20,7 +20,8 @@ export const PIXELS = 'pixels';
 export const FEATURES = 'features';
 export const PROBABILITIES = 'probabilities';
 
-function graphOf(model: ModelProto): GraphProto & { node: NodeProto[] } {
+/** The model's graph, checked to have nodes. */
+export function graphOf(model: ModelProto): GraphProto & { node: NodeProto[] } {
   const g = model.graph;
   if (!g?.node) throw new HeadswapError('ONNX model has no graph');
   return g as GraphProto & { node: NodeProto[] };
@@ -171,41 +172,4 @@ export function keepOutputs(model: ModelProto, outputs: string[]): void {
   g.input = (g.input ?? []).filter((i) => needed.has(i.name ?? ''));
   g.valueInfo = (g.valueInfo ?? []).filter((v) => needed.has(v.name ?? ''));
   g.output = outputs.map((o) => known.get(o) ?? valueInfo(o, DataType.FLOAT));
-}
-
-/** Weights of a trained head: optional hidden ReLU layer, then a linear layer to the classes. */
-export interface HeadWeights {
-  /** Feature standardization: (x - mean) / std, per dimension. */
-  readonly mean: Float32Array;
-  readonly std: Float32Array;
-  /** Dense layers, row-major `[in, out]` kernels. */
-  readonly layers: readonly { readonly kernel: Float32Array; readonly bias: Float32Array; readonly inputs: number; readonly units: number }[];
-}
-
-/** Appends standardization, the head's dense layers (ReLU between) and a softmax after `features`. */
-export function appendHead(model: ModelProto, features: string, head: HeadWeights, output: string): void {
-  const g = graphOf(model);
-  if (defaultOpset(model) < 7) throw new HeadswapError('backbone ONNX opset is older than 7; re-export it with a newer opset');
-  const p = 'headswap/head/';
-  const dims = head.mean.length;
-  const inits = [floatTensor(`${p}mean`, [1, dims], head.mean), floatTensor(`${p}std`, [1, dims], head.std)];
-  const nodes: NodeProto[] = [
-    node('Sub', [features, `${p}mean`], [`${p}centered`]),
-    node('Div', [`${p}centered`, `${p}std`], [`${p}standardized`]),
-  ];
-  let x = `${p}standardized`;
-  head.layers.forEach((layer, i) => {
-    inits.push(floatTensor(`${p}w${i}`, [layer.inputs, layer.units], layer.kernel));
-    inits.push(floatTensor(`${p}b${i}`, [layer.units], layer.bias));
-    nodes.push(node('Gemm', [x, `${p}w${i}`, `${p}b${i}`], [`${p}dense${i}`]));
-    x = `${p}dense${i}`;
-    if (i < head.layers.length - 1) {
-      nodes.push(node('Relu', [x], [`${p}relu${i}`]));
-      x = `${p}relu${i}`;
-    }
-  });
-  nodes.push(node('Softmax', [x], [output], [attr.int('axis', 1)]));
-  g.initializer = [...(g.initializer ?? []), ...inits];
-  g.node.push(...nodes);
-  g.output = [...(g.output ?? []), valueInfo(output, DataType.FLOAT, ['batch', head.layers.at(-1)?.units ?? 0])];
 }

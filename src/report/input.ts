@@ -2,7 +2,7 @@ import { basename, join, resolve } from 'node:path';
 import type { CompareResult } from '../compare/types.js';
 import { HeadswapError } from '../errors.js';
 import { METADATA_FILE, readModelMetadata } from '../export/metadata.js';
-import type { TrainResult } from '../train.js';
+import type { TrainResult } from '../pipeline/train.js';
 import type { ReportInput } from './types.js';
 
 /** The report of a run that just finished (all paths absolute, still in memory). */

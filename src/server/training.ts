@@ -5,7 +5,7 @@ import { HeadswapError, describeError } from '../errors.js';
 import { reportFromTrain } from '../report/input.js';
 import { makeThumbnails } from '../report/thumbnails.js';
 import { writeReport } from '../report/write.js';
-import { train, type TrainResult } from '../train.js';
+import { train, type TrainResult } from '../pipeline/train.js';
 import type { JobComparison, JobProgress, JobRecord, JobResult, TestThumbnail } from './api-types.js';
 import { slug } from './names.js';
 

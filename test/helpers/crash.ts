@@ -7,8 +7,8 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { sweepStaleModelTemps } from '../../src/export/write.js';
-import { defaultCachePath } from '../../src/features/cache.js';
-import { train } from '../../src/train.js';
+import { databasePath } from '../../src/runtime/download.js';
+import { train } from '../../src/pipeline/train.js';
 import {
   cacheProblems,
   digestOf,
@@ -67,7 +67,7 @@ export async function makeReference(config: ChildConfig): Promise<Reference> {
 }
 
 function dimsOf(cacheDir: string): number {
-  const db = new Database(defaultCachePath(cacheDir), { readonly: true });
+  const db = new Database(databasePath(cacheDir), { readonly: true });
   try {
     return Number(db.prepare('SELECT dim FROM features LIMIT 1').pluck().get());
   } finally {
@@ -77,7 +77,7 @@ function dimsOf(cacheDir: string): number {
 
 /** Deletes a share of the cached vectors so the next run recomputes them. */
 function dropRows(cacheDir: string, share: number): number {
-  const path = defaultCachePath(cacheDir);
+  const path = databasePath(cacheDir);
   if (!existsSync(path) || share <= 0) return 0;
   const db = new Database(path);
   try {

@@ -19,8 +19,9 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { FeatureCache, defaultCachePath } from '../../src/features/cache.js';
-import type { TrainOptions, TrainResult } from '../../src/train.js';
+import { databasePath } from '../../src/runtime/download.js';
+import { FeatureCache } from '../../src/features/cache.js';
+import type { TrainOptions, TrainResult } from '../../src/pipeline/train.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -155,7 +156,7 @@ export function spawnTrain(config: ChildConfig): TrainChild {
 
 /** Problems with the feature cache after a crash; empty when it is whole. */
 export function cacheProblems(cacheDir: string, dims: number): string[] {
-  const path = defaultCachePath(cacheDir);
+  const path = databasePath(cacheDir);
   if (!existsSync(path)) return [];
   const problems: string[] = [];
   try {
@@ -252,7 +253,7 @@ function installCrash(at: CrashPoint, given: string, emit: (e: ChildEvent) => vo
 
 async function childMain(config: ChildConfig): Promise<void> {
   const emit = (e: ChildEvent): void => void process.stdout.write(`${JSON.stringify(e)}\n`);
-  const { train } = await import('../../src/train.js');
+  const { train } = await import('../../src/pipeline/train.js');
   let start = 0;
   const t = (): number => Math.round(performance.now() - start);
   if (config.crashAt) installCrash(config.crashAt, config.out, emit, t);

@@ -1,5 +1,5 @@
 import { HeadswapError } from '../../errors.js';
-import { GraphBuilder, type BinaryOp, type Padding, type ReduceOp, type Value } from '../builder.js';
+import { GraphBuilder, type BinaryOp, type Padding, type ReduceOp, type Value } from '../../onnx/builder.js';
 import { resolveInputShape, summarize, unsupportedError, type ConvertOptions, type Converted } from './common.js';
 import { isRecord, type ModelJson, type Weight } from './manifest.js';
 

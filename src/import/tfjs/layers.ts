@@ -1,5 +1,5 @@
 import { HeadswapError } from '../../errors.js';
-import { ACTIVATIONS, GraphBuilder, type Activation, type BinaryOp, type Padding, type Value } from '../builder.js';
+import { ACTIVATIONS, GraphBuilder, type Activation, type BinaryOp, type Padding, type Value } from '../../onnx/builder.js';
 import { floats, resolveInputShape, summarize, unsupportedError, type ConvertOptions, type Converted } from './common.js';
 import { isRecord, type ModelJson, type Weight } from './manifest.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { download } from '../../backbone/source.js';
+import { download, modelsDir } from '../../runtime/download.js';
 import { HeadswapError, describeError } from '../../errors.js';
 import { processAlive, sha256 } from '../../util/fs.js';
 import { checkShards, isRecord, parseModelJson, type TfjsArtifacts } from './manifest.js';
@@ -84,7 +84,7 @@ function modelJsonUrl(url: string): URL {
 
 /** Where fetchTfjs keeps the files of a TF.js model URL (its presence means no download is needed). */
 export function tfjsDownloadFolder(url: string, cacheRoot: string): string {
-  return join(cacheRoot, 'models', `tfjs-url-${sha256(modelJsonUrl(url).href)}`);
+  return join(modelsDir(cacheRoot), `tfjs-url-${sha256(modelJsonUrl(url).href)}`);
 }
 
 export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArtifacts> {
@@ -96,7 +96,7 @@ export async function fetchTfjs(url: string, cacheRoot: string): Promise<TfjsArt
     u.search = parsed.search;
     return u.href;
   };
-  const models = join(cacheRoot, 'models');
+  const models = modelsDir(cacheRoot);
   const folder = tfjsDownloadFolder(url, cacheRoot);
   if ((await kind(folder)) === 'dir') return withUrlNames(await readTfjsFolder(folder, url), modelUrl);
   // Not named like source.ts's temp files: its sweep removes files, and this is a folder.

@@ -1,13 +1,13 @@
 import { existsSync, type Dirent, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isImageFileName } from './dataset/scan.js';
-import { HeadswapError, describeError } from './errors.js';
-import { loadClassifier, topLabels, type Classifier, type ClassifierPrediction } from './export/classifier.js';
-import { METADATA_FILE } from './export/metadata.js';
-import { loadTeachableMachine } from './import/teachable.js';
-import type { LoadOptions } from './image/preprocess.js';
-import type { RgbImage } from './image/types.js';
+import { isImageFileName } from '../dataset/scan.js';
+import { HeadswapError, describeError } from '../errors.js';
+import { loadClassifier, topLabels, type Classifier, type ClassifierPrediction } from '../export/classifier.js';
+import { METADATA_FILE } from '../export/metadata.js';
+import { loadTeachableMachine } from './teachable.js';
+import type { LoadOptions } from '../image/preprocess.js';
+import type { RgbImage } from '../image/types.js';
 
 export interface PredictFilesOptions extends LoadOptions {
   readonly top?: number;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { HeadswapError } from '../src/errors.js';
-import { chooseL2 } from '../src/head/select.js';
-import type { Dataset } from '../src/head/train.js';
-import { clothing7Features } from './helpers/features.js';
+import { HeadswapError } from '../../src/errors.js';
+import { chooseL2 } from './select.js';
+import type { Dataset } from '../../src/head/train.js';
+import { clothing7Features } from '../../test/helpers/features.js';
 
 let train: Dataset;
 before(async () => {

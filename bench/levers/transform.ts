@@ -1,4 +1,4 @@
-import { HeadswapError } from '../errors.js';
+import { HeadswapError } from '../../src/errors.js';
 
 /**
  * A fixed, data-independent map applied to each backbone feature vector before the head's

@@ -1,6 +1,6 @@
-import { HeadswapError } from '../errors.js';
-import type { HeadWeights } from '../onnx/edit.js';
-import type { Dataset } from './train.js';
+import { HeadswapError } from '../../src/errors.js';
+import type { HeadWeights } from '../../src/head/weights.js';
+import type { Dataset } from '../../src/head/train.js';
 import { transformFeatures, type FeatureTransform } from './transform.js';
 
 /**

@@ -1,8 +1,8 @@
-import { Backbone, type BackboneOptions } from './backbone/backbone.js';
-import { DEFAULT_BACKBONE } from './backbone/zoo.js';
-import type { ClassifierPrediction } from './export/classifier.js';
-import { loadRgb, type LoadOptions } from './image/preprocess.js';
-import { streamPredictions, type ImageModel, type SkipCallback } from './predict.js';
+import { Backbone, type BackboneOptions } from '../backbone/backbone.js';
+import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
+import type { ClassifierPrediction } from '../export/classifier.js';
+import { loadRgb, type LoadOptions } from '../image/preprocess.js';
+import { streamPredictions, type ImageModel, type SkipCallback } from './files.js';
 
 export interface ClassifyOptions extends LoadOptions {
   /** Backbone: zoo id, `.onnx` path or URL; it must have its own classifier (e.g. ImageNet). */

@@ -1,6 +1,6 @@
-import { HeadswapError } from '../errors.js';
+import { HeadswapError } from '../../src/errors.js';
 import { predictSolved, solveHead, type SolveOptions } from './solve.js';
-import type { Dataset } from './train.js';
+import type { Dataset } from '../../src/head/train.js';
 
 /**
  * Chooses the L2 penalty by K-fold cross-validation inside the training set, with solveHead.

@@ -1,11 +1,9 @@
 import sharp, { type Metadata } from 'sharp';
-import type { Backbone } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
-import { createRng } from '../head/random.js';
-import { DEFAULT_PIXEL_LIMIT, assertImageBytes, loadRgb } from '../image/preprocess.js';
-import type { Preprocessing, RgbImage } from '../image/types.js';
+import { createRng } from '../util/random.js';
+import { DEFAULT_PIXEL_LIMIT, assertImageBytes, loadRgb } from './preprocess.js';
+import type { Preprocessing, RgbImage } from './types.js';
 import { sha256 } from '../util/fs.js';
-import { extractViews, type ExtractOptions, type View, type ViewsResult } from './extract.js';
 
 /**
  * One augmented view of a photo. Its random parameters are drawn from (seed, index, the image's
@@ -169,19 +167,4 @@ export async function loadAugmented(
   } catch (err) {
     throw new HeadswapError(`${input.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
   }
-}
-
-/** An augmentation spec as a view extractViews can run and cache. */
-export function augmentView(spec: AugmentSpec): View {
-  return { id: spec.id, render: (input, pre, options) => loadAugmented(input, pre, spec, options) };
-}
-
-/**
- * Feature vectors of augmented views: every spec applied to every path, each view through the
- * backbone once and cached under (backbone, image sha256, spec.id), so a second run, or a head
- * retrained with other settings, reads them back instead of running the backbone again.
- * Features are path-major (every spec of paths[0], then of paths[1], ...), with `variant` = spec.id.
- */
-export async function extractAugmented(backbone: Backbone, paths: readonly string[], specs: readonly AugmentSpec[], options: ExtractOptions = {}): Promise<ViewsResult> {
-  return extractViews(backbone, paths, specs.map(augmentView), { ...options, step: 'augment' });
 }

@@ -8,8 +8,8 @@ import { loadRgb, packBatch, type ImageInput, type LoadOptions } from '../image/
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { PIXELS, addPixelsPrefix } from '../onnx/edit.js';
 import { encodeModel, readModel } from '../onnx/proto.js';
-import { importTfjs, type ImportOptions } from './import-tfjs.js';
-import { isRecord } from './tfjs/manifest.js';
+import { importTfjs, type ImportOptions } from '../import/import-tfjs.js';
+import { isRecord } from '../import/tfjs/manifest.js';
 
 export interface TeachablePrediction {
   /** Classes by falling probability. */

@@ -1,6 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import { HEADSWAP_VERSION } from '../util/versions.js';
-import { DataType, attr, floatTensor, int64Tensor, node, onnx, valueInfo, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { DataType, attr, floatTensor, int64Tensor, node, onnx, valueInfo, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 
 /** Opset of the graphs the importer writes: Softmax over one axis, Squeeze/Unsqueeze axes as inputs, ReduceMean axes as an attribute. */
 const IMPORT_OPSET = 13;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { Backbone } from '../src/backbone/backbone.js';
-import { HeadswapError } from '../src/errors.js';
-import { createRng, normal } from '../src/head/random.js';
-import { headObjective, predictSolved, solveHead } from '../src/head/solve.js';
-import { trainHead, type Dataset } from '../src/head/train.js';
-import { IDENTITY_TRANSFORM, transformFeatures } from '../src/head/transform.js';
-import { clothing7Features } from './helpers/features.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import { HeadswapError } from '../../src/errors.js';
+import { createRng, normal } from '../../src/util/random.js';
+import { headObjective, predictSolved, solveHead } from './solve.js';
+import { trainHead, type Dataset } from '../../src/head/train.js';
+import { IDENTITY_TRANSFORM, transformFeatures } from './transform.js';
+import { clothing7Features } from '../../test/helpers/features.js';
 
 /** A few real clothing7 photos per class (first files of each of 4 classes): features extracted once. */
 const CLASSES = ['dress', 'hat', 'shoes', 'skirt'];

@@ -1,6 +1,6 @@
-import type { CropOptions } from '../features/augment.js';
+import type { CropOptions } from '../image/augment.js';
 import type { RegionGrid } from '../onnx/edit.js';
-import type { HeadOptions } from './train.js';
+import type { HeadOptions } from '../head/train.js';
 
 /** `--quality`: how much backbone time `train` spends for accuracy. */
 export type QualityName = 'plain' | 'fast' | 'balanced' | 'best';

@@ -3,11 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import { Backbone } from '../src/backbone/backbone.js';
 import { loadRgb, packBatch } from '../src/image/preprocess.js';
-import { createRng, normal } from '../src/head/random.js';
-import { predictSolved } from '../src/head/solve.js';
-import type { FeatureTransform } from '../src/head/transform.js';
-import { exportHeadModel } from '../src/onnx/head-extra.js';
-import type { HeadWeights } from '../src/onnx/edit.js';
+import { createRng, normal } from '../src/util/random.js';
+import { exportClassifierGraph } from '../src/export/graph.js';
+import { predictHead } from '../src/head/train.js';
+import type { HeadWeights } from '../src/head/weights.js';
 import { DRESS_1, HAT_1, SHOE_1 } from './helpers/images.js';
 
 const FILES = [SHOE_1, HAT_1, DRESS_1];
@@ -57,34 +56,28 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 }
 
-describe('exportHeadModel', () => {
-  const transform: FeatureTransform = { power: 0.5, l2: true };
-  const head = { weights: (undefined as unknown) as HeadWeights, transform };
+describe('exportClassifierGraph', () => {
+  let head: HeadWeights;
   before(() => {
-    head.weights = randomHead();
+    head = randomHead();
   });
 
-  it('writes the feature transform as graph nodes that agree with transformFeatures', async () => {
-    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform }));
-    const reference = predictSolved(head, plain, FILES.length);
+  it('appends the head to the feature graph: the same probabilities as predictHead on the features', async () => {
+    const probs = await runGraph(exportClassifierGraph(backbone.featureModel(), head));
+    const reference = predictHead(head, plain, FILES.length);
     assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
-    const withoutTransform = await runGraph(exportHeadModel(backbone, head.weights));
-    assert.ok(maxAbsDiff(withoutTransform, reference) > 1e-2, 'the transform must change the output');
   });
 
   it('averages probabilities over the photo and its mirror inside one graph', async () => {
-    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform, tta: 'probabilities' }));
-    const a = predictSolved(head, plain, FILES.length);
-    const b = predictSolved(head, flipped, FILES.length);
+    const probs = await runGraph(exportClassifierGraph(backbone.featureModel(), head, { tta: true }));
+    const a = predictHead(head, plain, FILES.length);
+    const b = predictHead(head, flipped, FILES.length);
     const reference = a.map((v, i) => (v + b[i]!) / 2);
     assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
     assert.ok(maxAbsDiff(probs, a) > 1e-3, 'the mirror must contribute');
   });
 
-  it('averages features over the photo and its mirror inside one graph', async () => {
-    const probs = await runGraph(exportHeadModel(backbone, head.weights, { transform, tta: 'features' }));
-    const mean = plain.map((v, i) => (v + flipped[i]!) / 2);
-    const reference = predictSolved(head, mean, FILES.length);
-    assert.ok(maxAbsDiff(probs, reference) < 1e-4, `diff ${maxAbsDiff(probs, reference)}`);
+  it('refuses a graph without a fixed-size pixels input', () => {
+    assert.throws(() => exportClassifierGraph(backbone.graph(), head, { tta: true }), /no 'pixels' input of fixed width/);
   });
 });

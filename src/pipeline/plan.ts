@@ -1,0 +1,124 @@
+import type { BackboneOptions } from '../backbone/backbone.js';
+import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
+import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
+import { HeadswapError } from '../errors.js';
+import type { FitOptions } from '../head/train.js';
+import { augmentSpecs, type AugmentSpec } from '../image/augment.js';
+import type { ProgressCallback } from '../util/progress.js';
+import { DEFAULT_QUALITY, QUALITY, type QualityName, type QualityPreset } from './quality.js';
+
+export interface TrainOptions {
+  /** Folder with one sub-folder of images per class. */
+  readonly data: string;
+  /** A separate folder of the same classes to evaluate on (then `data` is split into train/validation only). */
+  readonly testDir?: string;
+  /** Output model folder; default `<data>.model`. `false` skips the export. */
+  readonly out?: string | false;
+  /** Replace an existing output folder. */
+  readonly force?: boolean;
+  /** Backbone: zoo id, `.onnx` path or http(s) URL. Default: the bundled MobileNetV2. */
+  readonly base?: string;
+  readonly backbone?: BackboneOptions;
+  /** Percent of each class held out for validation (early stopping) and for test. */
+  readonly valPct?: number;
+  readonly testPct?: number;
+  /** Seeds the split and the head's training. */
+  readonly seed?: number;
+  readonly head?: FitOptions;
+  /**
+   * Accuracy against backbone time (src/pipeline/quality.ts): 'plain' one pass per photo; 'fast'
+   * also averages each prediction with its mirror image's; 'best' also trains on augmented views.
+   * Default DEFAULT_QUALITY.
+   */
+  readonly quality?: QualityName;
+  /** Folder of the feature cache and downloaded models; default $HEADSWAP_CACHE or the user cache dir. */
+  readonly cacheDir?: string;
+  /** Do not read or write the feature cache. */
+  readonly noCache?: boolean;
+  readonly batchSize?: number;
+  readonly pixelLimit?: number;
+  /** Largest k for top-k accuracy (capped at the class count). */
+  readonly topK?: number;
+  /** Also estimate accuracy by stratified K-fold cross-validation over all photos of `data`. */
+  readonly cv?: number;
+  /** Record the run in the history (`headswap runs`); default true when the cache is used. */
+  readonly record?: boolean;
+  readonly onProgress?: ProgressCallback;
+  /** Called for each skipped file and each warning as it happens. */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** Largest k of top-k accuracy unless `topK` says otherwise. */
+export const DEFAULT_TOP_K = 5;
+
+/**
+ * Everything a run decides before it touches a photo: the one place where train()'s defaults are
+ * resolved, so the job, the metadata and the run record all read the same values.
+ */
+export interface TrainPlan {
+  readonly data: string;
+  readonly testDir: string | undefined;
+  readonly out: string | undefined;
+  readonly force: boolean;
+  readonly seed: number;
+  readonly valPct: number;
+  /** Percent asked for test (checked by the split even with a `testDir`). */
+  readonly testPct: number;
+  /** Percent of `data` actually held out for test: 0 when a separate `testDir` is scored instead. */
+  readonly heldOutPct: number;
+  readonly topK: number;
+  readonly cv: number | undefined;
+  readonly quality: QualityName;
+  readonly preset: QualityPreset;
+  /** Training views besides the plain photo (the preset's mirror and crops), in cache-variant order. */
+  readonly views: readonly AugmentSpec[];
+  /** Mirror averaging as the preset asks for it; a fixed-batch backbone turns it off (train()). */
+  readonly tta: boolean;
+  readonly base: string;
+  readonly backbone: BackboneOptions;
+  /** The head's options: the seed, the preset's (unless a hidden layer is asked for), then the caller's. */
+  readonly head: FitOptions;
+  readonly cacheDir: string | undefined;
+  readonly useCache: boolean;
+  /** Record the run in the history: only with the cache, unless `record: false`. */
+  readonly record: boolean;
+  readonly extract: { readonly batchSize: number | undefined; readonly pixelLimit: number | undefined; readonly onProgress: ProgressCallback | undefined };
+}
+
+/** Drops a trailing slash so `photos/` gives `photos.model`, not `photos/.model`. */
+function defaultOut(data: string): string {
+  return `${data.replace(/[\\/]+$/, '')}.model`;
+}
+
+export function planTraining(options: TrainOptions): TrainPlan {
+  if (!options.testDir && options.testPct === 0) {
+    throw new HeadswapError('--test-pct 0 leaves no photos to score the classifier on; give a separate --test-dir or a test percentage above 0');
+  }
+  const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
+  const quality = options.quality ?? DEFAULT_QUALITY;
+  const preset = QUALITY[quality];
+  const augment = preset.augment;
+  return {
+    data: options.data,
+    testDir: options.testDir,
+    out: options.out === false ? undefined : (options.out ?? defaultOut(options.data)),
+    force: options.force ?? false,
+    seed,
+    valPct: options.valPct ?? DEFAULT_SPLIT_OPTIONS.valPct,
+    testPct: options.testPct ?? DEFAULT_SPLIT_OPTIONS.testPct,
+    heldOutPct: options.testDir ? 0 : (options.testPct ?? DEFAULT_SPLIT_OPTIONS.testPct),
+    topK: options.topK ?? DEFAULT_TOP_K,
+    cv: options.cv,
+    quality,
+    preset,
+    views: augment ? augmentSpecs(augment.crops, seed, { flip: augment.flip, ...augment.crop }) : [],
+    tta: preset.tta,
+    base: options.base ?? DEFAULT_BACKBONE,
+    backbone: { cacheDir: options.cacheDir, regions: preset.regions, ...options.backbone },
+    head: { seed, ...(options.head?.hidden ? {} : preset.head), ...options.head },
+    cacheDir: options.cacheDir,
+    useCache: !options.noCache,
+    record: !options.noCache && options.record !== false,
+    extract: { batchSize: options.batchSize, pixelLimit: options.pixelLimit, onProgress: options.onProgress },
+  };
+}
