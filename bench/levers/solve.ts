@@ -1,6 +1,6 @@
 import { HeadswapError } from '../../src/errors.js';
 import type { HeadWeights } from '../../src/head/weights.js';
-import { predictHead, standardization, type Dataset } from '../../src/head/train.js';
+import { checkDataset, classWeights, predictHead, standardization, standardize, type Dataset } from '../../src/head/train.js';
 import { IDENTITY_TRANSFORM, isIdentity, transformFeatures, type FeatureTransform } from './transform.js';
 
 /**
@@ -41,19 +41,6 @@ export interface SolvedHead {
 
 const MEMORY = 10;
 
-function standardizeRows(x: Float32Array, n: number, d: number, mean: Float32Array, std: Float32Array): Float32Array {
-  const out = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[i * d + j] = Math.fround(x[i * d + j]! - mean[j]!) / std[j]!;
-  return out;
-}
-
-export function classWeights(y: Int32Array, classes: number, mode: 'balanced' | 'none'): Float64Array {
-  const counts = new Float64Array(classes);
-  for (const c of y) counts[c]! += 1;
-  const missing = counts.findIndex((k) => k === 0);
-  if (missing >= 0) throw new HeadswapError(`class ${missing} has no training examples; every class needs at least one`);
-  return counts.map((k) => (mode === 'balanced' ? y.length / (classes * k) : 1));
-}
 
 /**
  * Loss and gradient of the objective at theta = [W^T (C rows of d), b], in one pass over the rows.
@@ -199,31 +186,18 @@ function lbfgs(
   return { loss, iterations: it };
 }
 
-function checkData(data: Dataset): void {
-  const { x, y, n, d, classes } = data;
-  if (n < 1 || d < 1 || classes < 2) throw new HeadswapError(`cannot fit a head on ${n} examples of ${d} features in ${classes} classes`);
-  if (x.length !== n * d || y.length !== n) throw new HeadswapError(`dataset arrays do not match n = ${n}, d = ${d}`);
-  for (let i = 0; i < n; i++) {
-    const c = y[i]!;
-    if (c < 0 || c >= classes) throw new HeadswapError(`example ${i} has label ${c}; labels must be 0..${classes - 1}`);
-  }
-  for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i]!)) throw new HeadswapError(`example ${Math.floor(i / d)} has a non-finite feature at dim ${i % d}; re-extract its features`);
-  }
-}
-
 /** Fits the head to convergence. Deterministic: no seed, no randomness. */
 export function solveHead(data: Dataset, options: SolveOptions = {}): SolvedHead {
   const started = performance.now();
-  checkData(data);
+  checkDataset(data, 'training');
   const { n, d, classes: C } = data;
   const l2 = options.l2 ?? 0.5;
   if (!(l2 > 0 && Number.isFinite(l2))) throw new HeadswapError(`l2 = ${l2}: the solver needs a positive penalty`);
   const transform = options.transform ?? IDENTITY_TRANSFORM;
   const raw = isIdentity(transform) ? data.x : transformFeatures(data.x, n, transform);
   const { mean, std } = standardization({ ...data, x: raw });
-  const x = standardizeRows(raw, n, d, mean, std);
-  const perClass = classWeights(data.y, C, options.classWeights ?? 'balanced');
+  const x = standardize(raw, n, mean, std);
+  const perClass = classWeights(data, options.classWeights ?? 'balanced');
   const rowWeight = Float64Array.from(data.y, (c) => perClass[c]!);
   const theta = new Float64Array(d * C + C);
   if (options.init) {
@@ -267,8 +241,8 @@ export function headObjective(data: Dataset, head: { weights: HeadWeights; trans
   if (!layer || head.weights.layers.length !== 1) throw new HeadswapError('headObjective takes a head with exactly one dense layer');
   const { n, d, classes: C } = data;
   const raw = isIdentity(head.transform) ? data.x : transformFeatures(data.x, n, head.transform);
-  const x = standardizeRows(raw, n, d, head.weights.mean, head.weights.std);
-  const perClass = classWeights(data.y, C, mode);
+  const x = standardize(raw, n, head.weights.mean, head.weights.std);
+  const perClass = classWeights(data, mode);
   const theta = new Float64Array(d * C + C);
   for (let k = 0; k < C; k++) for (let j = 0; j < d; j++) theta[k * d + j] = layer.kernel[j * C + k]!;
   theta.set(layer.bias, d * C);

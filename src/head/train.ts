@@ -110,7 +110,8 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPSILON = 1e-7;
 
-function checkDataset(data: Dataset, what: string): void {
+/** Refuses a data set the head cannot be fitted on, in one line naming the problem. */
+export function checkDataset(data: Dataset, what: string): void {
   const { x, y, n, d, classes } = data;
   if (!Number.isInteger(n) || n < 1) throw new HeadswapError(`${what} set is empty (n = ${n}); it needs at least one example`);
   if (!Number.isInteger(d) || d < 1) throw new HeadswapError(`${what} set has ${d} features per example; it needs at least one`);
@@ -181,9 +182,9 @@ export function standardization(data: Dataset): { mean: Float32Array; std: Float
   return { mean, std: new Float32Array(d).fill(scale) };
 }
 
-/** Standardizes rows with the same float32 operations (sub, then div) as the exported graph. */
-function standardize(data: Dataset, mean: Float32Array, std: Float32Array): Float32Array {
-  const { x, n, d } = data;
+/** Standardizes `n` rows of `mean.length` values with the same float32 operations (sub, then div) as the exported graph. */
+export function standardize(x: Float32Array, n: number, mean: Float32Array, std: Float32Array): Float32Array {
+  const d = mean.length;
   const out = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < d; j++) out[i * d + j] = Math.fround(x[i * d + j]! - mean[j]!) / std[j]!;
@@ -192,7 +193,7 @@ function standardize(data: Dataset, mean: Float32Array, std: Float32Array): Floa
 }
 
 /** weight_c = n / (classes * n_c) ('balanced'), or 1 for every class. */
-function classWeightsOf(data: Dataset, mode: 'balanced' | 'none'): Float64Array {
+export function classWeights(data: Pick<Dataset, 'y' | 'n' | 'classes'>, mode: 'balanced' | 'none'): Float64Array {
   const counts = new Float64Array(data.classes);
   for (const c of data.y) counts[c]! += 1;
   const missing = counts.findIndex((k) => k === 0);
@@ -327,9 +328,9 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
   const { n, d, classes } = train;
 
   const { mean, std } = standardization(train);
-  const classWeights = classWeightsOf(train, opts.classWeights);
-  const xTrain = standardize(train, mean, std);
-  const targets = weightedTargets(train, classWeights, opts.labelSmoothing);
+  const weights = classWeights(train, opts.classWeights);
+  const xTrain = standardize(train.x, train.n, mean, std);
+  const targets = weightedTargets(train, weights, opts.labelSmoothing);
   const rng = createRng(opts.seed);
   const layers = createLayers(d, opts.hidden, classes, rng);
   const passes = await HeadPasses.for([d, ...(opts.hidden > 0 ? [opts.hidden] : []), classes]);
@@ -337,7 +338,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
     layers.flatMap((l) => [l.kernel, l.bias]),
     layers.flatMap(() => [opts.l2, 0]),
   );
-  const xVal = validation ? standardize(validation, mean, std) : undefined;
+  const xVal = validation ? standardize(validation.x, validation.n, mean, std) : undefined;
   const keep = 1 - opts.dropout;
   const steps = Math.ceil(n / opts.batchSize);
 
@@ -348,7 +349,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
   const tBatch = new Float32Array(opts.batchSize * classes);
   for (let epoch = 1; epoch <= opts.epochs; epoch++) {
     shuffleInPlace(order, rng);
-    const fit = new Metrics(classWeights);
+    const fit = new Metrics(weights);
     for (let s = 0; s < steps; s++) {
       const idx = order.subarray(s * opts.batchSize, Math.min((s + 1) * opts.batchSize, n));
       const rows = idx.length;
@@ -368,7 +369,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
     const log: EpochLog = { epoch, ...fit.result() };
     history.push(log);
     if (!xVal || !validation) continue;
-    const val = new Metrics(classWeights);
+    const val = new Metrics(weights);
     val.add(await passes.logits(layers, xVal, validation.n), validation.y);
     const { loss: valLoss, accuracy: valAccuracy } = val.result();
     Object.assign(log, { valLoss, valAccuracy });
@@ -391,9 +392,9 @@ export function predictHead(weights: HeadWeights, x: Float32Array, n: number): F
   if (!last) throw new HeadswapError('head has no layers');
   if (x.length !== n * d) throw new HeadswapError(`got ${x.length} feature values for ${n} examples; the head expects ${d} per example`);
   const out = new Float32Array(n * last.units);
+  const standardized = standardize(x, n, weights.mean, weights.std);
   for (let i = 0; i < n; i++) {
-    let h = new Float32Array(d);
-    for (let j = 0; j < d; j++) h[j] = Math.fround(x[i * d + j]! - weights.mean[j]!) / weights.std[j]!;
+    let h = standardized.subarray(i * d, (i + 1) * d);
     weights.layers.forEach((layer, li) => {
       if (layer.inputs !== h.length) throw new HeadswapError(`head layer ${li} expects ${layer.inputs} inputs but gets ${h.length}`);
       const next = new Float32Array(layer.units);

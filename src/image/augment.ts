@@ -1,7 +1,6 @@
-import sharp, { type Metadata } from 'sharp';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError } from '../errors.js';
 import { createRng } from '../util/random.js';
-import { DEFAULT_PIXEL_LIMIT, assertImageBytes, loadRgb } from './preprocess.js';
+import { checkImage, decodeRgb, loadRgb } from './preprocess.js';
 import type { Preprocessing, RgbImage } from './types.js';
 import { sha256 } from '../util/fs.js';
 
@@ -129,42 +128,17 @@ export async function loadAugmented(
   const [height, width] = pre.size;
   // The mirror is the plain view's exact pixels, flipped (no colour jitter: flipSpec has none).
   if (spec.kind === 'flip') return loadRgb(input, pre, { pixelLimit: options.pixelLimit, flip: true });
-  const source = Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
-  assertImageBytes(input.name, source);
-  const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
-  let meta: Metadata;
-  try {
-    meta = await sharp(source, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw new HeadswapError(`${input.name}: not a readable image (${describeError(err)}); remove it or convert it to JPEG/PNG`);
-  }
-  const w0 = meta.width ?? 0;
-  const h0 = meta.height ?? 0;
-  if (w0 * h0 > limitInputPixels) {
-    throw new HeadswapError(`${input.name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise --pixel-limit`);
-  }
-  const rotated = (meta.orientation ?? 1) >= 5;
-  const [uprightW, uprightH] = rotated ? [h0, w0] : [w0, h0];
-  const params = viewParams(spec, hash, uprightW, uprightH);
-  try {
-    // One sharp pipeline; autoOrient comes before extract, so the box is cut in upright coordinates.
-    let img = sharp(source, { limitInputPixels, failOn: 'error', pages: 1 }).autoOrient();
+  const image = await checkImage(input, options);
+  const params = viewParams(spec, hash, image.width, image.height);
+  return decodeRgb(image, pre.size, (img) => {
+    // autoOrient comes first (decodeRgb), so the box is cut in upright coordinates.
     const box = params.box!;
-    if (box.left + box.width <= uprightW && box.top + box.height <= uprightH) img = img.extract(box);
-    img = img
-      .flatten({ background: { r: 255, g: 255, b: 255 } })
-      .toColourspace('srgb')
-      .resize(width, height, { fit: 'fill', kernel: 'linear' });
+    if (box.left + box.width <= image.width && box.top + box.height <= image.height) img = img.extract(box);
+    img = img.resize(width, height, { fit: 'fill', kernel: 'linear' });
     if (params.flip) img = img.flop();
     // Colour jitter: brightness and saturation (sharp.modulate), then contrast about 128: out = c * (in - 128) + 128.
     if (params.brightness !== 1 || params.saturation !== 1) img = img.modulate({ brightness: params.brightness, saturation: params.saturation });
     if (params.contrast !== 1) img = img.linear(params.contrast, 128 * (1 - params.contrast));
-    const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== width || info.height !== height) {
-      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3`);
-    }
-    return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-  } catch (err) {
-    throw new HeadswapError(`${input.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
-  }
+    return img;
+  });
 }

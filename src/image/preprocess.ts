@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { HeadswapError, describeError, describeFsError } from '../errors.js';
 import type { Preprocessing, RgbImage } from './types.js';
 
@@ -105,14 +105,22 @@ async function readRegularFile(path: string): Promise<Buffer> {
   }
 }
 
+/** An image whose bytes and header passed every check before decoding: its bytes and its upright size. */
+export interface CheckedImage {
+  readonly name: string;
+  readonly source: Buffer;
+  /** Width and height after EXIF orientation. */
+  readonly width: number;
+  readonly height: number;
+  readonly limitInputPixels: number;
+}
+
 /**
- * Decodes any common image (JPEG, PNG, WebP, GIF first frame, AVIF, TIFF), applies EXIF
- * orientation, turns grey/CMYK/16-bit/alpha into 8-bit sRGB (alpha flattened onto white),
- * and resizes it by the backbone's policy to exactly its input size.
+ * Reads an image and checks it from its first bytes and header alone: a format headswap decodes,
+ * and no more pixels than the limit (a 20000x20000 "pixel bomb" is refused before decoding).
  */
-export async function loadRgb(input: ImageInput, pre: Preprocessing, options: LoadOptions = {}): Promise<RgbImage> {
+export async function checkImage(input: ImageInput, options: Pick<LoadOptions, 'pixelLimit'> = {}): Promise<CheckedImage> {
   const name = inputName(input);
-  const [height, width] = pre.size;
   const limitInputPixels = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
   const source = typeof input === 'string' ? await readRegularFile(input) : Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength);
   assertImageBytes(name, source);
@@ -134,27 +142,23 @@ export async function loadRgb(input: ImageInput, pre: Preprocessing, options: Lo
   }
   // EXIF orientations 5-8 swap width and height.
   const rotated = (meta.orientation ?? 1) >= 5;
-  const srcW = rotated ? h0 : w0;
-  const srcH = rotated ? w0 : h0;
+  return { name, source, width: rotated ? h0 : w0, height: rotated ? w0 : h0, limitInputPixels };
+}
+
+/**
+ * Decodes a checked image to 8-bit sRGB of exactly `size` ([height, width]) in one sharp
+ * pipeline: EXIF orientation applied, grey/CMYK/16-bit/alpha made 8-bit sRGB (alpha flattened
+ * onto white), then `shape` (the caller's crop, resize, flip or colour steps).
+ */
+export async function decodeRgb(image: CheckedImage, size: readonly [number, number], shape: (img: Sharp) => Sharp): Promise<RgbImage> {
+  const [height, width] = size;
   try {
-    let img = sharp(source, { limitInputPixels, failOn: 'error', pages: 1 })
-      .autoOrient()
-      .flatten({ background: { r: 255, g: 255, b: 255 } })
-      .toColourspace('srgb');
-    if (pre.resize === 'squash') {
-      img = img.resize(width, height, { fit: 'fill', kernel: KERNEL });
-    } else if (pre.resize === 'pad') {
-      img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: KERNEL });
-    } else {
-      // Shorter side to size/cropRatio (e.g. 256 for 224), then a centered crop of the input size.
-      const k = Math.max(width / (srcW * pre.cropRatio), height / (srcH * pre.cropRatio));
-      const rw = Math.max(width, Math.round(srcW * k));
-      const rh = Math.max(height, Math.round(srcH * k));
-      img = img
-        .resize(rw, rh, { fit: 'fill', kernel: KERNEL })
-        .extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
-    }
-    if (options.flip) img = img.flop();
+    const img = shape(
+      sharp(image.source, { limitInputPixels: image.limitInputPixels, failOn: 'error', pages: 1 })
+        .autoOrient()
+        .flatten({ background: { r: 255, g: 255, b: 255 } })
+        .toColourspace('srgb'),
+    );
     const { data, info } = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || info.width !== width || info.height !== height) {
       throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3`);
@@ -162,8 +166,34 @@ export async function loadRgb(input: ImageInput, pre: Preprocessing, options: Lo
     return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (err) {
     if (err instanceof HeadswapError) throw err;
-    throw new HeadswapError(`${name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
+    throw new HeadswapError(`${image.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
   }
+}
+
+/**
+ * Decodes any common image (JPEG, PNG, WebP, GIF first frame, AVIF, TIFF), applies EXIF
+ * orientation, turns grey/CMYK/16-bit/alpha into 8-bit sRGB (alpha flattened onto white),
+ * and resizes it by the backbone's policy to exactly its input size.
+ */
+export async function loadRgb(input: ImageInput, pre: Preprocessing, options: LoadOptions = {}): Promise<RgbImage> {
+  const image = await checkImage(input, options);
+  const [height, width] = pre.size;
+  return decodeRgb(image, pre.size, (img) => {
+    if (pre.resize === 'squash') {
+      img = img.resize(width, height, { fit: 'fill', kernel: KERNEL });
+    } else if (pre.resize === 'pad') {
+      img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: KERNEL });
+    } else {
+      // Shorter side to size/cropRatio (e.g. 256 for 224), then a centered crop of the input size.
+      const k = Math.max(width / (image.width * pre.cropRatio), height / (image.height * pre.cropRatio));
+      const rw = Math.max(width, Math.round(image.width * k));
+      const rh = Math.max(height, Math.round(image.height * k));
+      img = img
+        .resize(rw, rh, { fit: 'fill', kernel: KERNEL })
+        .extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
+    }
+    return options.flip ? img.flop() : img;
+  });
 }
 
 /** Packs resized images into one uint8 NHWC batch (the input of every headswap ONNX graph). */

@@ -3,7 +3,6 @@
  * bundled networks and Teachable Machine exports) converted once to ONNX for onnxruntime.
  */
 export { importArtifacts, importTfjs, type ImportOptions, type ImportResult } from './import-tfjs.js';
-export { loadTeachableMachine, teachablePreprocessing, TeachableMachine, type TeachablePrediction } from '../predict/teachable.js';
 export { SUPPORTED_LAYERS } from './tfjs/layers.js';
 export { SUPPORTED_OPS } from './tfjs/graph.js';
 export { NSFWJS_LABELS, NSFWJS_MODELS, nsfwjsModelDir, readNsfwjsFolder, type NsfwjsModel } from './tfjs/nsfwjs.js';
