@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { BackboneOptions } from '../backbone/backbone.js';
+import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
 import type { Pooling } from '../onnx/edit.js';
 import type { Preprocessing } from '../image/types.js';
 import { int, num } from './parse.js';
@@ -40,7 +41,7 @@ function feature(value: string): { tensor: string; pooling: Pooling } {
 
 /** Options that pick a backbone and, for a network outside the zoo, say how to feed it and where to cut. */
 export function addBackboneOptions(cmd: Command, baseHelp = "backbone: zoo id ('headswap backbones'), .onnx file, TF.js model folder/model.json, or URL"): Command {
-  return addPreprocessingOptions(cmd.option('--base <id|path|url>', baseHelp, 'mobilenet_v2'));
+  return addPreprocessingOptions(cmd.option('--base <id|path|url>', baseHelp, DEFAULT_BACKBONE));
 }
 
 /** The same without --base, for commands that take the model as an argument. */

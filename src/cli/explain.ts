@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
 import { DEFAULT_CHANNELS, MAX_CHANNELS, explain } from '../explain/explain.js';
 import { int } from './parse.js';
 
@@ -14,7 +15,7 @@ export function registerExplain(program: Command): void {
     .command('explain')
     .description("show what the frozen backbone sees in a photo: first-layer filters and its most active channels at four depths")
     .argument('<image>', 'an image file')
-    .option('--base <id|path|url>', 'convolutional backbone', 'mobilenet_v2')
+    .option('--base <id|path|url>', 'convolutional backbone', DEFAULT_BACKBONE)
     .option('--out <file.png>', 'contact sheet to write; the .html page goes next to it (default: <image>.explain.png here)')
     .option('--channels <n>', 'strongest channels shown per depth', int(1, MAX_CHANNELS), DEFAULT_CHANNELS)
     .option('--json', 'print the files and the layers used as JSON')

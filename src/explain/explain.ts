@@ -1,6 +1,7 @@
 import { basename, extname, resolve } from 'node:path';
 import type { OverlayOptions } from 'sharp';
 import { Backbone } from '../backbone/backbone.js';
+import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
 import { HeadswapError } from '../errors.js';
 import { loadRgb, type ImageInput } from '../image/preprocess.js';
 import type { RgbImage } from '../image/types.js';
@@ -74,7 +75,7 @@ const LEGEND_WIDTH = 480;
 export async function explainImage(image: ImageInput, options: ExplainOptions = {}): Promise<ExplainResult> {
   const k = options.channels ?? DEFAULT_CHANNELS;
   if (!Number.isInteger(k) || k < 1 || k > MAX_CHANNELS) throw new HeadswapError(`channels must be a whole number from 1 to ${MAX_CHANNELS}, got ${k}`);
-  const backbone = options.base instanceof Backbone ? options.base : await Backbone.load(options.base ?? 'mobilenet_v2');
+  const backbone = options.base instanceof Backbone ? options.base : await Backbone.load(options.base ?? DEFAULT_BACKBONE);
   const base = backbone.source.origin;
   const conv = firstConvolution(backbone.graph(), base);
   const photo = await loadRgb(image, backbone.preprocessing);

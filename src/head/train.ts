@@ -59,30 +59,8 @@ export interface TrainedHead {
 
 /**
  * Defaults for the product's case: a few dozen photos per class, 5-10 classes, ~1000-2000
- * features, often no validation split. Chosen on MobileNetV2 features of the bundled clothing7
- * set (150 train / 174 test photos), where a plain logistic-regression probe gets 78.7% and these
- * defaults get 79.9% (mean of 5 seeds; 79.9-81.0% for epochs 20-80 and learning rates
- * 0.001-0.01), or 78.7% when 10% of train/ is held out for early stopping (6 random splits):
- * - l2 0.5: far stronger than usual, because 150 examples in 1280 unit-variance dims can be
- *   separated many ways over and the penalty has to pick the smooth one. The head gets 80-82% for
- *   l2 = 0.3..3 and 76-77% at 0.01-0.1 (scikit-learn's default C = 1 on the raw features is
- *   about l2 = 0.015 here). A strong penalty also makes the optimum quick to reach and
- *   insensitive to the epoch count, which matters when there is no validation data to stop on.
- *   With a hidden layer the default is 0.03: the penalty then acts on two kernels in series and
- *   starves the hidden layer at 0.5 (59% with 64 units) or even 0.1 (77%; 79% at 0.03).
- * - classWeights 'balanced': +4-5 points on clothing7, whose smallest classes have 10-15 photos
- *   against 33 (a strong penalty otherwise lets the class prior decide close calls).
- * - labelSmoothing 0: the penalty already keeps probabilities away from 0 and 1; smoothing on top
- *   left accuracy unchanged and only made the head under-confident (test log-loss 0.79 vs 0.71).
- * - learningRate 0.001 (Adam's usual), decayed linearly to 0: 0.01 reaches the same optimum but
- *   its first epochs overshoot (one step moves a logit of 1280 inputs by ~10), and early stopping
- *   on a small validation split then keeps a noisy epoch: 75.7% against 78.7% above.
- * - epochs 30 but at least MIN_DEFAULT_STEPS steps; batch 32: within 0.01 of the optimum's
- *   log-loss; 300 x 1280 features train in about half a second on one CPU core.
- * - hidden 0: an MLP gains nothing over a linear head at this data size and costs ~hidden/7 times
- *   the compute.
- * - patience 10: with validation data, a convex problem's validation loss rarely recovers after
- *   10 flat epochs.
+ * features, often no validation split. Why each value (strong L2, balanced class weights, no
+ * smoothing, a low decayed learning rate), with the measurements: bench/README.md, "Head defaults".
  */
 export const HEAD_DEFAULTS: Readonly<Required<HeadOptions>> = {
   hidden: 0,
