@@ -18,7 +18,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import ort from 'onnxruntime-node';
-import { sessionOptions } from '../src/backbone/backbone.js';
+import { sessionOptions } from '../src/runtime/session.js';
 import { loadRgb } from '../src/image/preprocess.js';
 import { importTfjs, nsfwjsModelDir, readTfjsFolder } from '../src/import/index.js';
 import { packagePath } from '../src/util/paths.js';

@@ -1,23 +1,21 @@
-import os from 'node:os';
-import ort from 'onnxruntime-node';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError } from '../errors.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
-import { packBatch } from '../image/preprocess.js';
 import { findPenultimate, type FeatureCut } from '../onnx/cut.js';
 import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type RegionGrid } from '../onnx/edit.js';
 import { attr, encodeModel, node, readModel, type ModelProto } from '../onnx/proto.js';
 import { sha256 } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
+import { createSession, runImages, tensor, withSession, type Session } from '../runtime/session.js';
 import { readLabels } from './labels.js';
 import { resolveEntry, resolveSource, type ResolvedSource } from './source.js';
 import type { ZooEntry } from './types.js';
+import { IMAGENET_CROP_224 } from './zoo.js';
 
 /** The network's own classifier output and whether softmax still has to be applied to it. */
 type Classifier = Pick<NonNullable<ZooEntry['classifier']>, 'tensor' | 'activation'>;
 
 /** TF.js image models mostly take pixels scaled to [0, 1] (the import issue's default). */
 const TFJS_DEFAULTS: Partial<Preprocessing> = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
-import { IMAGENET_CROP_224 } from './zoo.js';
 
 export interface BackboneOptions {
   /** Overrides of the preprocessing (required knowledge for a model that is not in the zoo). */
@@ -41,21 +39,12 @@ export { FEATURES, PROBABILITIES };
 /** Bump when the way the feature graph is built changes, so cached features are recomputed. */
 const FEATURE_GRAPH_VERSION = 1;
 
-export function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
-  return {
-    intraOpNumThreads: threads ?? os.availableParallelism(),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  };
+function loadError(what: string): (reason: string) => string {
+  return (reason) => `${what}: onnxruntime cannot load the model (${reason})`;
 }
 
-async function createSession(bytes: Uint8Array, what: string, threads?: number): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(bytes, sessionOptions(threads));
-  } catch (err) {
-    throw new HeadswapError(`${what}: onnxruntime cannot load the model (${describeError(err)})`);
-  }
+function openSession(bytes: Uint8Array, what: string, threads?: number): Promise<Session> {
+  return createSession(bytes, { threads, loadError: loadError(what) });
 }
 
 /** Height and width of a convolution map, found by running the network up to it on one blank image. */
@@ -63,16 +52,13 @@ async function measureMap(model: ModelProto, pre: Preprocessing, cut: FeatureCut
   const m = cloneModel(model);
   addPixelsPrefix(m, pre);
   keepOutputs(m, [cut.tensor]);
-  const session = await createSession(encodeModel(m), origin, threads);
-  try {
-    const [h, w] = pre.size;
-    const out = (await session.run({ [PIXELS]: new ort.Tensor('uint8', new Uint8Array(h * w * 3), [1, h, w, 3]) }))[cut.tensor]!;
-    const d = out.dims.map(Number);
-    if (d.length !== 4) throw new HeadswapError(`${origin}: feature tensor '${cut.tensor}' has ${d.length} dimensions; region features need a 4-d convolution map`);
-    return cut.pooling === 'avg-nhwc' ? [d[1]!, d[2]!] : [d[2]!, d[3]!];
-  } finally {
-    await session.release();
-  }
+  const [h, w] = pre.size;
+  const out = await withSession(encodeModel(m), { threads, loadError: loadError(origin) }, async (session) =>
+    (await session.run({ [PIXELS]: tensor('uint8', new Uint8Array(h * w * 3), [1, h, w, 3]) }))[cut.tensor]!,
+  );
+  const d = out.dims.map(Number);
+  if (d.length !== 4) throw new HeadswapError(`${origin}: feature tensor '${cut.tensor}' has ${d.length} dimensions; region features need a 4-d convolution map`);
+  return cut.pooling === 'avg-nhwc' ? [d[1]!, d[2]!] : [d[2]!, d[3]!];
 }
 
 function inputDims(model: ModelProto, name: string): number[] {
@@ -104,10 +90,6 @@ function customPreprocessing(dims: number[], overrides: Partial<Preprocessing> |
 }
 
 /**
- * A frozen pretrained network on onnxruntime: images in (already resized, 8-bit RGB),
- * feature vectors or its own class probabilities out.
- */
-/**
  * Where a network's features are cut by default: its zoo entry's cut; for a feature-vector
  * entry ('output'), its first output, already pooled to [N, D]; otherwise the input of its final
  * classifier (undefined when it has none).
@@ -120,9 +102,13 @@ export function defaultCut(model: ModelProto, entry: ZooEntry | undefined, origi
   return { tensor: output.name, pooling: 'none' };
 }
 
+/**
+ * A frozen pretrained network on onnxruntime: images in (already resized, 8-bit RGB),
+ * feature vectors or its own class probabilities out.
+ */
 export class Backbone {
-  private featureSession: ort.InferenceSession | undefined;
-  private classifySession: ort.InferenceSession | undefined;
+  private featureSession: Session | undefined;
+  private classifySession: Session | undefined;
 
   private constructor(
     /** Zoo id, or 'custom' for a file or URL outside the zoo. */
@@ -218,7 +204,7 @@ export class Backbone {
   }
 
   async features(images: readonly RgbImage[]): Promise<{ data: Float32Array; dims: number }> {
-    this.featureSession ??= await createSession(encodeModel(this.featureModel()), this.source.origin, this.threads);
+    this.featureSession ??= await openSession(encodeModel(this.featureModel()), this.source.origin, this.threads);
     const out = await this.run(this.featureSession, images, FEATURES);
     return { data: out.data, dims: out.dims[1]! };
   }
@@ -237,30 +223,13 @@ export class Backbone {
           : node('Identity', [classifier.tensor], [PROBABILITIES]),
       );
       keepOutputs(m, [PROBABILITIES]);
-      this.classifySession = await createSession(encodeModel(m), this.source.origin, this.threads);
+      this.classifySession = await openSession(encodeModel(m), this.source.origin, this.threads);
     }
     return (await this.run(this.classifySession, images, PROBABILITIES)).data;
   }
 
-  private async run(session: ort.InferenceSession, images: readonly RgbImage[], output: string): Promise<{ data: Float32Array; dims: readonly number[] }> {
-    const [h, w] = this.preprocessing.size;
-    const parts: Float32Array[] = [];
-    let width = 0;
-    for (let i = 0; i < images.length; i += this.maxBatch) {
-      const batch = images.slice(i, i + this.maxBatch);
-      const input = new ort.Tensor('uint8', packBatch(batch), [batch.length, h, w, 3]);
-      const out = (await session.run({ [PIXELS]: input }))[output]!;
-      parts.push(out.data as Float32Array);
-      width = Number(out.dims[1]);
-    }
-    if (parts.length === 1) return { data: parts[0]!, dims: [images.length, width] };
-    const data = new Float32Array(images.length * width);
-    let offset = 0;
-    for (const p of parts) {
-      data.set(p, offset);
-      offset += p.length;
-    }
-    return { data, dims: [images.length, width] };
+  private run(session: Session, images: readonly RgbImage[], output: string): Promise<{ data: Float32Array; dims: readonly number[] }> {
+    return runImages(session, images, { input: PIXELS, output, size: this.preprocessing.size, maxBatch: this.maxBatch });
   }
 
   async release(): Promise<void> {

@@ -1,9 +1,9 @@
-import ort from 'onnxruntime-node';
-import { sessionOptions, type Backbone } from '../backbone/backbone.js';
-import { HeadswapError, describeError } from '../errors.js';
+import type { Backbone } from '../backbone/backbone.js';
+import { HeadswapError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import { PIXELS } from '../onnx/edit.js';
 import { encodeModel, type NodeProto } from '../onnx/proto.js';
+import { tensor, withSession, type Tensor } from '../runtime/session.js';
 import { CONVOLUTIONS } from './filters.js';
 import { constantTensors, decodeTensor, dequantize, topologicalOrder, type ConstTensor } from './tensors.js';
 
@@ -42,7 +42,7 @@ export interface NetworkRun {
   readonly name: string;
   /** The pixels graph's nodes in topological order. */
   readonly order: readonly NodeProto[];
-  readonly tensors: ReadonlyMap<string, ort.Tensor>;
+  readonly tensors: ReadonlyMap<string, Tensor>;
   /** Float scale and zero point of each quantized tensor that has them. */
   readonly quantization: ReadonlyMap<string, { scale: ConstTensor; zeroPoint: ConstTensor | undefined }>;
   readonly size: readonly [number, number];
@@ -79,15 +79,10 @@ export async function runNetwork(backbone: Backbone, image: RgbImage, threads?: 
   const consts = new Map([...constantTensors(model)].filter(([, t]) => (t.dims ?? []).length <= 1).map(([k, t]) => [k, decodeTensor(t)]));
   // Outputs without a type: onnxruntime takes each tensor's own (uint8 for quantized maps).
   model.graph!.output = order.flatMap((n) => n.output ?? []).filter((o) => o && !consts.has(o)).map((o) => ({ name: o }));
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(encodeModel(model), { ...sessionOptions(threads), graphOptimizationLevel: 'disabled' });
-  } catch (err) {
-    throw new HeadswapError(`${name}: onnxruntime cannot load the model with every tensor as an output (${describeError(err)})`);
-  }
-  try {
+  const loadError = (reason: string): string => `${name}: onnxruntime cannot load the model with every tensor as an output (${reason})`;
+  return withSession(encodeModel(model), { threads, optimize: false, loadError }, async (session) => {
     const [h, w] = backbone.preprocessing.size;
-    const result = await session.run({ [PIXELS]: new ort.Tensor('uint8', image.data, [1, h, w, 3]) });
+    const result = await session.run({ [PIXELS]: tensor('uint8', image.data, [1, h, w, 3]) });
     return {
       name,
       order,
@@ -96,9 +91,7 @@ export async function runNetwork(backbone: Backbone, image: RgbImage, threads?: 
       size: backbone.preprocessing.size,
       layout: backbone.preprocessing.layout,
     };
-  } finally {
-    await session.release();
-  }
+  });
 }
 
 /** Which input stride a map of `h` x `w` cells has for an input of `size`, if any (ceil or floor division). */

@@ -1,9 +1,7 @@
 import { join } from 'node:path';
-import ort from 'onnxruntime-node';
-import { sessionOptions } from '../backbone/backbone.js';
-import { HeadswapError, describeError } from '../errors.js';
-import { loadRgb, packBatch, type ImageInput, type LoadOptions } from '../image/preprocess.js';
+import { loadRgb, type ImageInput, type LoadOptions } from '../image/preprocess.js';
 import type { RgbImage } from '../image/types.js';
+import { createSession, runImages, type Session } from '../runtime/session.js';
 import { MODEL_FILE, readModelMetadata, type ModelMetadata } from './metadata.js';
 
 export interface Label {
@@ -33,7 +31,7 @@ export class Classifier {
   private constructor(
     readonly dir: string,
     readonly metadata: ModelMetadata,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Session,
   ) {}
 
   get labels(): readonly string[] {
@@ -42,12 +40,11 @@ export class Classifier {
 
   static async load(dir: string, options: { threads?: number } = {}): Promise<Classifier> {
     const metadata = await readModelMetadata(dir);
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(join(dir, MODEL_FILE), sessionOptions(options.threads));
-    } catch (err) {
-      throw new HeadswapError(`${join(dir, MODEL_FILE)}: cannot load the model (${describeError(err)}); re-export it with 'headswap train'`);
-    }
+    const path = join(dir, MODEL_FILE);
+    const session = await createSession(path, {
+      threads: options.threads,
+      loadError: (reason) => `${path}: cannot load the model (${reason}); re-export it with 'headswap train'`,
+    });
     return new Classifier(dir, metadata, session);
   }
 
@@ -58,10 +55,8 @@ export class Classifier {
 
   /** Class probabilities for already-resized images, `[N, classes]`. */
   async run(images: readonly RgbImage[]): Promise<Float32Array> {
-    const [h, w] = this.metadata.input.size;
-    const input = new ort.Tensor('uint8', packBatch(images), [images.length, h, w, 3]);
-    const out = await this.session.run({ [this.metadata.input.name]: input });
-    return out[this.metadata.output.name]!.data as Float32Array;
+    const { input, output } = this.metadata;
+    return (await runImages(this.session, images, { input: input.name, output: output.name, size: input.size })).data;
   }
 
   /** Predictions for a few images (paths or bytes); for many files use `predictFiles` which streams. */

@@ -1,6 +1,5 @@
-import ort from 'onnxruntime-node';
-import { sessionOptions } from '../backbone/backbone.js';
 import { DataType, attr, encodeModel, floatTensor, int64Tensor, node, onnx, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { createSession, tensor, type Feeds, type Session, type Tensor } from '../runtime/session.js';
 
 /** A dense layer of the head: row-major `[inputs, units]` kernel. */
 export interface Layer {
@@ -19,8 +18,8 @@ export interface Layer {
  */
 export class HeadPasses {
   private constructor(
-    private readonly step: ort.InferenceSession,
-    private readonly forward: ort.InferenceSession,
+    private readonly step: Session,
+    private readonly forward: Session,
     private readonly layers: number,
   ) {}
 
@@ -32,10 +31,11 @@ export class HeadPasses {
     let made = HeadPasses.made.get(key);
     if (!made) {
       made = (async () => {
-        const options = sessionOptions(1);
+        // No loadError: these graphs are headswap's own, so a failure is a bug and keeps onnxruntime's error.
+        const options = { threads: 1 };
         const [step, forward] = await Promise.all([
-          ort.InferenceSession.create(encodeModel(passModel(sizes, true)), options),
-          ort.InferenceSession.create(encodeModel(passModel(sizes, false)), options),
+          createSession(encodeModel(passModel(sizes, true)), options),
+          createSession(encodeModel(passModel(sizes, false)), options),
         ]);
         return new HeadPasses(step, forward, sizes.length - 1);
       })();
@@ -65,19 +65,19 @@ export class HeadPasses {
     return out.logits!.data as Float32Array;
   }
 
-  private weights(layers: readonly Layer[]): Record<string, ort.Tensor> {
+  private weights(layers: readonly Layer[]): Feeds {
     if (layers.length !== this.layers) throw new Error(`head passes built for ${this.layers} layers, got ${layers.length}`);
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Feeds = {};
     layers.forEach((l, i) => {
-      feeds[`w${i}`] = new ort.Tensor('float32', l.kernel, [l.inputs, l.units]);
-      feeds[`b${i}`] = new ort.Tensor('float32', l.bias, [l.units]);
+      feeds[`w${i}`] = tensor('float32', l.kernel, [l.inputs, l.units]);
+      feeds[`b${i}`] = tensor('float32', l.bias, [l.units]);
     });
     return feeds;
   }
 }
 
-function matrix(values: Float32Array, rows: number): ort.Tensor {
-  return new ort.Tensor('float32', values, [rows, values.length / rows]);
+function matrix(values: Float32Array, rows: number): Tensor {
+  return tensor('float32', values, [rows, values.length / rows]);
 }
 
 /** Dense layers with ReLU between; with `backward`, also the gradients written out layer by layer. */

@@ -1,5 +1,5 @@
-import ort from 'onnxruntime-node';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError } from '../errors.js';
+import { tensor, withSession, type TensorType } from '../runtime/session.js';
 import { cloneModel, realInputs } from './edit.js';
 import { encodeModel, type ModelProto } from './proto.js';
 
@@ -10,7 +10,7 @@ export interface TensorInfo {
   readonly dims: readonly number[];
 }
 
-const ORT_TYPES: Record<number, ort.Tensor.Type> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64' };
+const ORT_TYPES: Record<number, TensorType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64' };
 
 /**
  * Lists every tensor a model computes with its real shape, by running the model once on a
@@ -33,21 +33,15 @@ export async function inspectModel(model: ModelProto, name: string, batch = 1): 
   const ops = new Map<string, string>();
   for (const n of g.node ?? []) for (const o of n.output ?? []) if (o) ops.set(o, n.opType ?? '');
   g.output = [...ops.keys()].map((o) => ({ name: o }));
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(encodeModel(probe), { graphOptimizationLevel: 'disabled' });
-  } catch (err) {
-    throw new HeadswapError(`${name}: onnxruntime cannot load the model (${describeError(err)})`);
-  }
-  try {
+  // headswap's usual session settings, optimizations off so each tensor the graph names is computed.
+  const loadError = (reason: string): string => `${name}: onnxruntime cannot load the model (${reason})`;
+  return withSession(encodeModel(probe), { optimize: false, loadError }, async (session) => {
     const size = dims.reduce((a, b) => a * b, 1);
     const data = type === 'float32' ? new Float32Array(size) : type === 'int64' ? new BigInt64Array(size) : type === 'int32' ? new Int32Array(size) : type === 'int8' ? new Int8Array(size) : new Uint8Array(size);
-    const result = await session.run({ [input.name!]: new ort.Tensor(type, data, dims) });
-    return [...ops.entries()].map(([tensor, op]) => {
-      const t = result[tensor];
-      return { name: tensor, op, type: t?.type ?? '?', dims: t ? [...t.dims] : [] };
+    const result = await session.run({ [input.name!]: tensor(type, data, dims) });
+    return [...ops.entries()].map(([output, op]) => {
+      const t = result[output];
+      return { name: output, op, type: t?.type ?? '?', dims: t ? [...t.dims] : [] };
     });
-  } finally {
-    await session.release();
-  }
+  });
 }

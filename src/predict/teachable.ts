@@ -1,15 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import ort from 'onnxruntime-node';
-import { sessionOptions } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { topLabels, type Label } from '../export/classifier.js';
-import { loadRgb, packBatch, type ImageInput, type LoadOptions } from '../image/preprocess.js';
+import { loadRgb, type ImageInput, type LoadOptions } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { PIXELS, addPixelsPrefix } from '../onnx/edit.js';
 import { encodeModel, readModel } from '../onnx/proto.js';
 import { importTfjs, type ImportOptions } from '../import/import-tfjs.js';
 import { isRecord } from '../import/tfjs/manifest.js';
+import { createSession, runImages, type Session } from '../runtime/session.js';
 
 export interface TeachablePrediction {
   /** Classes by falling probability. */
@@ -33,7 +32,7 @@ export class TeachableMachine {
     readonly preprocessing: Preprocessing,
     /** The imported ONNX file (NHWC float input in [-1, 1], probabilities out). */
     readonly onnxPath: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Session,
     private readonly output: string,
   ) {}
 
@@ -59,12 +58,10 @@ export class TeachableMachine {
     if (classes != null && Number(classes) !== labels.length) {
       throw new HeadswapError(`${metaPath}: ${labels.length} labels, but the model outputs ${Number(classes)} classes; the files come from different exports`);
     }
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(encodeModel(model), sessionOptions(options.threads));
-    } catch (err) {
-      throw new HeadswapError(`${dir}: onnxruntime cannot load the imported model (${describeError(err)})`);
-    }
+    const session = await createSession(encodeModel(model), {
+      threads: options.threads,
+      loadError: (reason) => `${dir}: onnxruntime cannot load the imported model (${reason})`,
+    });
     return new TeachableMachine(dir, labels as string[], pre, imported.onnxPath, session, output);
   }
 
@@ -80,8 +77,7 @@ export class TeachableMachine {
       if (im.width !== w || im.height !== h) throw new HeadswapError(`image is ${im.width}x${im.height}, the model takes ${w}x${h}; resize it with loadImage()`);
     }
     if (images.length === 0) return [];
-    const out = await this.session.run({ [PIXELS]: new ort.Tensor('uint8', packBatch(images), [images.length, h, w, 3]) });
-    const probs = out[this.output]!.data as Float32Array;
+    const probs = (await runImages(this.session, images, { input: PIXELS, output: this.output, size: this.preprocessing.size })).data;
     const c = this.labels.length;
     return images.map((_, i) => {
       const p = probs.slice(i * c, (i + 1) * c);
