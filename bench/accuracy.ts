@@ -106,7 +106,7 @@ export const LEVERS: Record<string, Lever> = {
   'mlp512+mirror+crops3': { resize: 'crop', head: 'adam', hidden: 512, dropout: 0.5, flip: true, crops: 3, tta: true },
   'mlp128+mirror+crops3': { resize: 'crop', head: 'adam', hidden: 128, dropout: 0.5, flip: true, crops: 3, tta: true },
   'mlp128+mirror+crops3+3x3': { resize: 'crop', head: 'adam', hidden: 128, dropout: 0.5, flip: true, crops: 3, tta: true, regions: GRID_3X3 },
-  // The presets as src/head/quality.ts defines them.
+  // The presets as src/pipeline/quality.ts defines them.
   ...Object.fromEntries(QUALITY_NAMES.filter((q) => q !== 'plain').map((q) => [q, presetLever(q)])),
 };
 

@@ -8,8 +8,8 @@ import { transformFeatures, type FeatureTransform } from './transform.js';
  * regression has almost nothing to fit. Features go through the transform (which must
  * L2-normalize), each class's mean is L2-normalized, and the logit of class c is
  * `scale * cos(x, mean_c)`. That is a single dense layer (kernel = scale * normalized means,
- * bias 0) after an identity standardization, so it exports like any head (with the transform
- * nodes of src/onnx/head-extra.ts). `scale` only sets how peaked the probabilities are.
+ * bias 0) after an identity standardization, so it would export like any head, after the
+ * transform. `scale` only sets how peaked the probabilities are.
  */
 export interface NcmOptions {
   readonly transform?: FeatureTransform;

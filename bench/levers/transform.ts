@@ -6,8 +6,8 @@ import { HeadswapError } from '../../src/errors.js';
  * damps the few channels that fire strongly on one photo (pooled ReLU features are bursty);
  * the L2 normalization removes the photo's overall "activation energy", which varies with
  * contrast and framing more than with the class. Both are the classic few-shot recipe for CNN
- * features. It has no learned parameters, so it is the same in training and in the graph
- * (src/onnx/head-extra.ts writes it as ONNX nodes).
+ * features. It has no learned parameters; the shipped exporter has no nodes for it since it was
+ * not kept (git history has appendFeatureTransform, which wrote it as ONNX nodes).
  */
 export interface FeatureTransform {
   readonly power: number;

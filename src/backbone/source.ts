@@ -6,7 +6,7 @@ import { HeadswapError, describeError } from '../errors.js';
 import { importTfjs } from '../import/import-tfjs.js';
 import { tfjsDownloadFolder } from '../import/tfjs/read.js';
 import { cacheDir, download, modelsDir, normalizeSha, type DownloadOptions } from '../runtime/download.js';
-import { sha256, sha256File } from '../util/fs.js';
+import { errnoCode, sha256, sha256File } from '../util/fs.js';
 import { packagePath } from '../util/paths.js';
 import type { ZooEntry } from './types.js';
 import { findEntry, getEntry } from './zoo.js';
@@ -109,7 +109,7 @@ async function resolveFile(given: string, origin: string, expected: string | und
   try {
     stats = await stat(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new HeadswapError(`model file ${path} not found; check the path, or give a zoo id ('headswap backbones' lists them) or an http(s) URL`);
     }

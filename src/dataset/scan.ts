@@ -1,8 +1,10 @@
-import type { Dirent } from 'node:fs';
 import { constants } from 'node:fs';
-import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { access, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError } from '../errors.js';
+import { errnoCode, errnoText } from '../util/fs.js';
+import { byCodePoint } from '../util/text.js';
+import { cannotRead, readFolder, walk, type Entry, type WalkOptions } from './walk.js';
 
 export interface ImageFile {
   /** Absolute path (through the dataset root as given, not symlink-resolved). */
@@ -44,8 +46,6 @@ export interface ScanOptions {
 
 /** Content is validated at decode time; here the extension is the whole test. */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.tif', '.tiff']);
-/** Lower-cased: Windows and macOS create these with varying case. */
-const OS_JUNK = new Set(['thumbs.db', 'desktop.ini', '.ds_store']);
 
 const NOT_IN_CLASS = 'not in a class folder';
 const NOT_IMAGE = 'not an image file (extension)';
@@ -54,54 +54,12 @@ export function isImageFileName(name: string): boolean {
   return IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
 }
 
-function ignored(name: string): boolean {
-  return name.startsWith('.') || OS_JUNK.has(name.toLowerCase());
-}
-
 /** Quotes a name for a one-line message: newlines and other control characters are escaped. */
 export function quoteName(name: string): string {
   return /[\u0000-\u001f\u007f']/.test(name) ? JSON.stringify(name) : `'${name}'`;
 }
 
-function code(err: unknown): string {
-  const c = (err as NodeJS.ErrnoException | null)?.code;
-  return typeof c === 'string' ? c : describeError(err);
-}
-
-function byCodePoint(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-type Kind = 'file' | 'dir' | 'symlink' | 'other';
-
-/** Dirent types can be unknown on some filesystems (all predicates false); lstat then. */
-async function kindOf(entry: Dirent, path: string): Promise<Kind> {
-  if (entry.isSymbolicLink()) return 'symlink';
-  if (entry.isFile()) return 'file';
-  if (entry.isDirectory()) return 'dir';
-  if (entry.isBlockDevice() || entry.isCharacterDevice() || entry.isFIFO() || entry.isSocket()) return 'other';
-  const s = await lstat(path);
-  return s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-}
-
-/** What a symlink may be used as: a file inside root, or a reason to skip it. */
-async function checkSymlink(path: string, rootReal: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-  let target: string;
-  try {
-    target = await realpath(path);
-  } catch (err) {
-    return { ok: false, reason: `broken or looping symlink (${code(err)})` };
-  }
-  if (target !== rootReal && !target.startsWith(rootReal + sep)) return { ok: false, reason: 'symlink points outside the dataset folder' };
-  // Following directory links could revisit folders or loop; files reached via links are enough.
-  const info = await stat(target);
-  if (info.isDirectory()) return { ok: false, reason: 'symlinked folder not followed' };
-  // A link to a FIFO or device would block or never end when read.
-  if (!info.isFile()) return { ok: false, reason: 'symlink to something that is not a regular file' };
-  return { ok: true };
-}
-
-interface Walk {
+interface ClassWalk {
   images: { path: string; relPath: string }[];
   skipped: Skipped[];
   /** relPaths of the nested folders that held images, for the per-class warning. */
@@ -109,38 +67,33 @@ interface Walk {
 }
 
 /** Collects image files under a class folder, recursively; never throws for a bad entry. */
-async function walkClass(dir: string, relDir: string, rootReal: string, out: Walk, depth: number): Promise<void> {
-  let entries: Dirent[];
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    out.skipped.push({ path: dir, reason: `cannot read folder (${code(err)}); check its permissions` });
-    return;
+async function walkClass(className: string, absRoot: string, links: WalkOptions): Promise<ClassWalk> {
+  const images: ClassWalk['images'] = [];
+  const skipped: Skipped[] = [];
+  const nested = new Set<string>();
+  // Started as the walk goes and awaited together: one access() per image is most of a scan's time.
+  const checks: Promise<void>[] = [];
+  for await (const entry of walk(join(absRoot, className), links)) {
+    const { path } = entry;
+    if (entry.kind === 'skip') {
+      skipped.push({ path, reason: entry.reason });
+    } else if (!isImageFileName(entry.name)) {
+      skipped.push({ path, reason: NOT_IMAGE });
+    } else {
+      const relPath = `${className}/${entry.relPath}`;
+      const check = access(path, constants.R_OK).then(
+        () => {
+          images.push({ path, relPath });
+          const slash = entry.relPath.lastIndexOf('/');
+          if (slash >= 0) nested.add(`${className}/${entry.relPath.slice(0, slash)}`);
+        },
+        (err: unknown) => void skipped.push({ path, reason: cannotRead(err) }),
+      );
+      checks.push(check);
+    }
   }
-  let direct = 0; // images directly in this folder; `out` is shared with concurrent sibling walks
-  await Promise.all(
-    entries.map(async (entry) => {
-      if (ignored(entry.name)) return;
-      const path = join(dir, entry.name);
-      const relPath = `${relDir}/${entry.name}`;
-      try {
-        const kind = await kindOf(entry, path);
-        if (kind === 'dir') return walkClass(path, relPath, rootReal, out, depth + 1);
-        if (kind === 'other') return void out.skipped.push({ path, reason: 'not a regular file' });
-        if (kind === 'symlink') {
-          const link = await checkSymlink(path, rootReal);
-          if (!link.ok) return void out.skipped.push({ path, reason: link.reason });
-        }
-        if (!isImageFileName(entry.name)) return void out.skipped.push({ path, reason: NOT_IMAGE });
-        await access(path, constants.R_OK);
-        out.images.push({ path, relPath });
-        direct++;
-      } catch (err) {
-        out.skipped.push({ path, reason: `cannot read (${code(err)}); check its permissions` });
-      }
-    }),
-  );
-  if (depth > 0 && direct > 0) out.nestedWithImages.push(relDir);
+  await Promise.all(checks);
+  return { images, skipped, nestedWithImages: [...nested] };
 }
 
 /** Empty class folders named one per line up to this many; beyond it, one line for all. */
@@ -169,17 +122,18 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
     rootReal = await realpath(absRoot);
   } catch (err) {
     if (err instanceof HeadswapError) throw err;
-    if (code(err) === 'ENOENT') {
+    if (errnoCode(err) === 'ENOENT') {
       throw new HeadswapError(`dataset folder ${quoteName(absRoot)} does not exist; check the path`, { cause: err });
     }
-    throw new HeadswapError(`cannot open dataset folder ${quoteName(absRoot)} (${code(err)}); check its permissions`, { cause: err });
+    throw new HeadswapError(`cannot open dataset folder ${quoteName(absRoot)} (${errnoText(err)}); check its permissions`, { cause: err });
   }
+  const links: WalkOptions = { linksWithin: rootReal };
 
-  let entries: Dirent[];
+  let entries: Entry[];
   try {
-    entries = await readdir(absRoot, { withFileTypes: true });
+    entries = await readFolder(absRoot, links);
   } catch (err) {
-    throw new HeadswapError(`cannot read dataset folder ${quoteName(absRoot)} (${code(err)}); check its permissions`, { cause: err });
+    throw new HeadswapError(`cannot read dataset folder ${quoteName(absRoot)} (${errnoText(err)}); check its permissions`, { cause: err });
   }
 
   const skipped: Skipped[] = [];
@@ -187,22 +141,14 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
   const classDirs: string[] = [];
   let looseFiles = 0;
   for (const entry of entries) {
-    if (ignored(entry.name)) continue;
-    const path = join(absRoot, entry.name);
-    try {
-      const kind = await kindOf(entry, path);
-      if (kind === 'dir') {
-        classDirs.push(entry.name);
-      } else if (kind === 'symlink') {
-        const link = await checkSymlink(path, rootReal);
-        skipped.push({ path, reason: link.ok ? NOT_IN_CLASS : link.reason });
-        if (link.ok) looseFiles++;
-      } else {
-        skipped.push({ path, reason: NOT_IN_CLASS });
-        looseFiles++;
-      }
-    } catch (err) {
-      skipped.push({ path, reason: `cannot read (${code(err)}); check its permissions` });
+    if (entry.kind === 'dir') {
+      classDirs.push(entry.name);
+    } else if (entry.kind === 'file' || entry.cause === 'special') {
+      // A file (a pipe too) that belongs in a class folder; links not followed keep their own reason.
+      skipped.push({ path: entry.path, reason: NOT_IN_CLASS });
+      looseFiles++;
+    } else {
+      skipped.push({ path: entry.path, reason: entry.reason });
     }
   }
   if (looseFiles > 0) {
@@ -216,23 +162,24 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
   const forced = options.classes;
   const found = new Map<string, { path: string; relPath: string }[]>();
   const emptyClasses: string[] = [];
-  for (const name of classDirs) {
-    const walk: Walk = { images: [], skipped, nestedWithImages: [] };
-    await walkClass(join(absRoot, name), name, rootReal, walk, 0);
+  // Class folders are walked concurrently, since each walk reads its folders one at a time.
+  const walks = await Promise.all(classDirs.map(async (name) => ({ name, walked: await walkClass(name, absRoot, links) })));
+  for (const { name, walked } of walks) {
+    for (const s of walked.skipped) skipped.push(s);
     if (forced && !forced.includes(name)) {
       warnings.push(`folder ${quoteName(name)} in ${quoteName(absRoot)} is not one of the model's classes; its images were skipped`);
-      for (const image of walk.images) skipped.push({ path: image.path, reason: `class ${quoteName(name)} is not one of the model's classes` });
+      for (const image of walked.images) skipped.push({ path: image.path, reason: `class ${quoteName(name)} is not one of the model's classes` });
       continue;
     }
-    if (walk.images.length === 0) {
+    if (walked.images.length === 0) {
       emptyClasses.push(name);
       continue;
     }
-    if (walk.nestedWithImages.length > 0) {
-      walk.nestedWithImages.sort(byCodePoint);
-      warnings.push(`class ${quoteName(name)} includes images from nested folders (${walk.nestedWithImages.map(quoteName).join(', ')}); they were counted as ${quoteName(name)}`);
+    if (walked.nestedWithImages.length > 0) {
+      walked.nestedWithImages.sort(byCodePoint);
+      warnings.push(`class ${quoteName(name)} includes images from nested folders (${walked.nestedWithImages.map(quoteName).join(', ')}); they were counted as ${quoteName(name)}`);
     }
-    found.set(name, walk.images);
+    found.set(name, walked.images);
   }
 
   warnings.push(...emptyClassWarnings(emptyClasses));

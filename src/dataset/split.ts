@@ -1,5 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import { sha256 } from '../util/fs.js';
+import { byCodePoint } from '../util/text.js';
 import { quoteName } from './scan.js';
 
 export type SplitName = 'train' | 'validation' | 'test';
@@ -28,10 +29,6 @@ export function splitUnit(seed: number, relPath: string): number {
 
 /** Ordered by unit range: test takes [0, t), validation [t, t + v), train the rest. */
 const ORDER: readonly SplitName[] = ['test', 'validation', 'train'];
-
-function byCodePoint(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /**
  * Splits files into train/validation/test, stratified per class and deterministic.

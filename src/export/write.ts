@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HeadswapError, describeError } from '../errors.js';
-import { processAlive, tempSibling } from '../util/fs.js';
+import { errnoCode, processAlive, tempSibling } from '../util/fs.js';
 import { LABELS_FILE, METADATA_FILE, MODEL_FILE, type ModelMetadata } from './metadata.js';
 
 export interface ModelFolder {
@@ -27,11 +27,6 @@ export async function assertOutputFree(out: string, force = false): Promise<void
 /** Where a replaced model waits until the new one is in place; named apart from temp folders so a sweep can tell them apart. */
 function backupSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.old-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 /**

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describeError } from '../errors.js';
 import { DEFAULT_PIXEL_LIMIT } from '../image/preprocess.js';
+import { errnoCode } from '../util/fs.js';
 
 export type Thumbnail =
   | { readonly ok: true; readonly src: string; readonly width: number; readonly height: number }
@@ -12,9 +13,9 @@ const CONCURRENCY = 8;
 const JPEG_QUALITY = 72;
 
 function reasonOf(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const code = errnoCode(err);
   if (code === 'ENOENT') return 'file not found (moved or deleted since training)';
-  if (typeof code === 'string') return `cannot read file (${code})`;
+  if (code !== undefined) return `cannot read file (${code})`;
   return `cannot decode image (${describeError(err)})`;
 }
 

@@ -7,6 +7,7 @@ import { EXTENSIONS, checkImage, displayName } from './images.js';
 import type { JobClass } from './api-types.js';
 import { className, photoFileName } from './names.js';
 import type { ServerLimits } from './options.js';
+import { byCodePoint } from '../util/text.js';
 
 export interface UploadedImage {
   readonly name: string;
@@ -125,7 +126,7 @@ export async function receiveJob(request: FastifyRequest, dir: string, limits: S
     await writeFile(join(classDir, photoFileName(index++, part.filename, EXTENSIONS[kind])), data);
     counts.set(label, (counts.get(label) ?? 0) + 1);
   }
-  const classes = [...counts].map(([n, photos]) => ({ name: n, photos })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const classes = [...counts].map(([n, photos]) => ({ name: n, photos })).sort((a, b) => byCodePoint(a.name, b.name));
   if (classes.length < 2) throw new RequestError(400, `a classifier needs at least 2 classes; got ${classes.length}`);
   const few = classes.find((c) => c.photos < MIN_PHOTOS_PER_CLASS);
   if (few) throw new RequestError(400, `class ${displayName(few.name)} has ${few.photos} photo(s); give each class at least ${MIN_PHOTOS_PER_CLASS} (for training, validation and test)`);

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
+import { describeError } from '../errors.js';
 
 /** sha256 hex of a buffer. */
 export function sha256(data: Uint8Array | string): string {
@@ -42,4 +43,15 @@ export function processAlive(pid: number): boolean {
     // EPERM: it exists but belongs to another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** The `code` of a Node system error ('ENOENT', 'EACCES', …); undefined for any other thrown value. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** For "(…)" in a message: the errno code, or the error's own one-line text when it has none. */
+export function errnoText(err: unknown): string {
+  return errnoCode(err) ?? describeError(err);
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { HeadswapError, describeError } from '../../errors.js';
 import { parseModelJson, type TfjsArtifacts } from './manifest.js';
+import { errnoCode } from '../../util/fs.js';
 
 /**
  * The networks the nsfwjs package ships. nsfwjs fine-tuned them for content moderation, so their
@@ -44,7 +45,7 @@ export async function readNsfwjsFolder(dir: string, origin: string = dir): Promi
       try {
         text = await readFile(file, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // reported as a missing shard, by name
+        if (errnoCode(err) === 'ENOENT') continue; // reported as a missing shard, by name
         throw new HeadswapError(`${file}: cannot read (${describeError(err)})`);
       }
       const payload = unwrapBundle(text, file);
@@ -59,8 +60,7 @@ async function readText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new HeadswapError(code === 'ENOENT' ? `${file} not found; give an nsfwjs model folder (dist/models/<name>)` : `${file}: cannot read (${describeError(err)})`);
+    throw new HeadswapError(errnoCode(err) === 'ENOENT' ? `${file} not found; give an nsfwjs model folder (dist/models/<name>)` : `${file}: cannot read (${describeError(err)})`);
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { download, modelsDir } from '../../runtime/download.js';
 import { HeadswapError, describeError } from '../../errors.js';
-import { processAlive, sha256 } from '../../util/fs.js';
+import { errnoCode, processAlive, sha256 } from '../../util/fs.js';
 import { checkShards, isRecord, parseModelJson, type TfjsArtifacts } from './manifest.js';
 import { readNsfwjsFolder } from './nsfwjs.js';
 
@@ -60,7 +60,7 @@ export async function readTfjsFolder(source: string, origin: string = source): P
       try {
         shards.set(p, await readFile(file));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HeadswapError(`${file}: cannot read weight shard (${describeError(err)})`);
+        if (errnoCode(err) !== 'ENOENT') throw new HeadswapError(`${file}: cannot read weight shard (${describeError(err)})`);
       }
     }
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatEvaluation, table } from '../src/evaluate/format.js';
-import { evaluate, topKAccuracy, trueClassRank, wilson, type Prediction } from '../src/evaluate/metrics.js';
+import { formatEvaluation, table } from '../../src/evaluate/format.js';
+import { evaluate, topKAccuracy, trueClassRank, wilson, type Prediction } from '../../src/evaluate/metrics.js';
 
 function pred(file: string, label: number, probs: number[]): Prediction {
   return { file, label, probs: Float32Array.from(probs) };

@@ -16,11 +16,11 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ClassifyResponse, JobView } from '../src/server/api-types.js';
-import { train } from '../src/pipeline/train.js';
-import { packagePath } from '../src/util/paths.js';
-import { CLOTHING7, copySubset } from './helpers/dataset.js';
-import { SHOE_1 } from './helpers/images.js';
+import type { ClassifyResponse, JobView } from '../../src/server/api-types.js';
+import { train } from '../../src/pipeline/train.js';
+import { packagePath } from '../../src/util/paths.js';
+import { CLOTHING7, copySubset } from '../helpers/dataset.js';
+import { SHOE_1 } from '../helpers/images.js';
 import {
   RawConnection,
   followEvents,
@@ -35,7 +35,7 @@ import {
   wrongContentTypes,
   type RawReply,
   type RunningServer,
-} from './helpers/serve.js';
+} from '../helpers/serve.js';
 
 const CLASSES = ['dress', 'hat', 'shoes'];
 /** Small, so the size limit is cheap to reach; every clothing7 photo is far below it. */

@@ -5,14 +5,14 @@ import { join, relative } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
-import { HeadswapError } from '../src/errors.js';
-import { cacheDir, download } from '../src/runtime/download.js';
-import { resolveEntry, resolveSource } from '../src/backbone/source.js';
-import { getEntry } from '../src/backbone/zoo.js';
-import type { ZooEntry } from '../src/backbone/types.js';
-import { sha256 } from '../src/util/fs.js';
-import { packagePath } from '../src/util/paths.js';
-import { closedPort, startServer, type TestServer } from './helpers/http-server.js';
+import { HeadswapError } from '../../src/errors.js';
+import { cacheDir, download } from '../../src/runtime/download.js';
+import { resolveEntry, resolveSource } from '../../src/backbone/source.js';
+import { getEntry } from '../../src/backbone/zoo.js';
+import type { ZooEntry } from '../../src/backbone/types.js';
+import { sha256 } from '../../src/util/fs.js';
+import { packagePath } from '../../src/util/paths.js';
+import { closedPort, startServer, type TestServer } from '../helpers/http-server.js';
 
 const MODEL_REL = 'models/mobilenet_v2/mobilenetv2-12-int8.onnx';
 const MODEL_SHA = 'cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f';

@@ -4,11 +4,11 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
-import { HeadswapError } from '../src/errors.js';
-import { loadRgb, packBatch } from '../src/image/preprocess.js';
-import type { Preprocessing } from '../src/image/types.js';
-import { SHOE_1, writeBrokenFiles } from './helpers/images.js';
+import { IMAGENET_CROP_224 } from '../../src/backbone/zoo.js';
+import { HeadswapError } from '../../src/errors.js';
+import { loadRgb, packBatch } from '../../src/image/preprocess.js';
+import type { Preprocessing } from '../../src/image/types.js';
+import { SHOE_1, writeBrokenFiles } from '../helpers/images.js';
 
 const dir = mkdtempSync(`${tmpdir()}/headswap-image-`);
 after(() => rm(dir, { recursive: true, force: true }));

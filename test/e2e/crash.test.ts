@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { databasePath } from '../src/runtime/download.js';
-import { createRng } from '../src/util/random.js';
-import { crashIteration, makeReference, type KillMode, type Reference } from './helpers/crash.js';
-import { copySubset } from './helpers/dataset.js';
-import { cacheProblems, modelLeftovers, modelProblems, spawnTrain, type ChildEvent } from './helpers/train-child.js';
+import { databasePath } from '../../src/runtime/download.js';
+import { createRng } from '../../src/util/random.js';
+import { crashIteration, makeReference, type KillMode, type Reference } from '../helpers/crash.js';
+import { copySubset } from '../helpers/dataset.js';
+import { cacheProblems, modelLeftovers, modelProblems, spawnTrain, type ChildEvent } from '../helpers/train-child.js';
 
 let dir: string;
 let data: string;

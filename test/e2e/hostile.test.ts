@@ -5,14 +5,14 @@ import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
-import { HeadswapError } from '../src/errors.js';
-import { loadRgb } from '../src/image/preprocess.js';
-import { packagePath } from '../src/util/paths.js';
-import { escapeControl } from '../src/util/text.js';
-import { CLOTHING7, copySubset } from './helpers/dataset.js';
-import { writeHostileCorpus, type HostileCase, type HostileCorpus, type Outcome } from './helpers/hostile-corpus.js';
-import { startServer, type TestServer } from './helpers/http-server.js';
+import { IMAGENET_CROP_224 } from '../../src/backbone/zoo.js';
+import { HeadswapError } from '../../src/errors.js';
+import { loadRgb } from '../../src/image/preprocess.js';
+import { packagePath } from '../../src/util/paths.js';
+import { escapeControl } from '../../src/util/text.js';
+import { CLOTHING7, copySubset } from '../helpers/dataset.js';
+import { writeHostileCorpus, type HostileCase, type HostileCorpus, type Outcome } from '../helpers/hostile-corpus.js';
+import { startServer, type TestServer } from '../helpers/http-server.js';
 
 // The real entry point users run, on the built package (npm test builds it first).
 const BIN = packagePath('bin', 'headswap.js');

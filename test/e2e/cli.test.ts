@@ -5,9 +5,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { packagePath } from '../src/util/paths.js';
-import { copySubset } from './helpers/dataset.js';
-import { PHOTOS, SHOE_1, writeBrokenFiles } from './helpers/images.js';
+import { packagePath } from '../../src/util/paths.js';
+import { copySubset } from '../helpers/dataset.js';
+import { PHOTOS, SHOE_1, writeBrokenFiles } from '../helpers/images.js';
 
 // The real entry point users run, on the built package (npm test builds it first).
 const BIN = packagePath('bin', 'headswap.js');

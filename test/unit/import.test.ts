@@ -10,20 +10,20 @@ import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import { Command } from 'commander';
 import ort from 'onnxruntime-node';
 
-import { Backbone } from '../src/backbone/backbone.js';
-import type { ZooEntry } from '../src/backbone/types.js';
-import { getEntry } from '../src/backbone/zoo.js';
-import { registerImport } from '../src/cli/import.js';
-import { HeadswapError } from '../src/errors.js';
-import { loadRgb } from '../src/image/preprocess.js';
-import { samePads } from '../src/onnx/builder.js';
-import { convertTfjs, importTfjs, readTfjsFolder } from '../src/import/index.js';
-import { decodeWeights } from '../src/import/tfjs/manifest.js';
-import { unwrapBundle } from '../src/import/tfjs/nsfwjs.js';
-import { encodeModel, readModel, type ModelProto } from '../src/onnx/proto.js';
-import { packagePath } from '../src/util/paths.js';
-import { startServer, type Handler, type TestServer } from './helpers/http-server.js';
-import { tfjsHandler } from './helpers/tfjs.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import type { ZooEntry } from '../../src/backbone/types.js';
+import { getEntry } from '../../src/backbone/zoo.js';
+import { registerImport } from '../../src/cli/import.js';
+import { HeadswapError } from '../../src/errors.js';
+import { loadRgb } from '../../src/image/preprocess.js';
+import { samePads } from '../../src/onnx/builder.js';
+import { convertTfjs, importTfjs, readTfjsFolder } from '../../src/import/index.js';
+import { decodeWeights } from '../../src/import/tfjs/manifest.js';
+import { unwrapBundle } from '../../src/import/tfjs/nsfwjs.js';
+import { encodeModel, readModel, type ModelProto } from '../../src/onnx/proto.js';
+import { packagePath } from '../../src/util/paths.js';
+import { startServer, type Handler, type TestServer } from '../helpers/http-server.js';
+import { tfjsHandler } from '../helpers/tfjs.js';
 
 const DARKNET = packagePath('test', 'fixtures', 'models', 'darknet-tiny');
 

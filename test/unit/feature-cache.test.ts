@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { HeadswapError } from '../src/errors.js';
-import { databasePath } from '../src/runtime/download.js';
-import { FeatureCache, type FeatureEntry, type FeatureKey } from '../src/features/cache.js';
-import { expectedVector, imageId } from './helpers/cache-writer.js';
+import { HeadswapError } from '../../src/errors.js';
+import { databasePath } from '../../src/runtime/download.js';
+import { FeatureCache, type FeatureEntry, type FeatureKey } from '../../src/features/cache.js';
+import { expectedVector, imageId } from '../helpers/cache-writer.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const WRITER = fileURLToPath(new URL('./helpers/cache-writer.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WRITER = fileURLToPath(new URL('../helpers/cache-writer.ts', import.meta.url));
 
 let tmpRoot = '';
 before(async () => {

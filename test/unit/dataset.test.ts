@@ -3,10 +3,10 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { HeadswapError } from '../src/errors.js';
-import { scanDataset, type ImageFile } from '../src/dataset/scan.js';
-import { DEFAULT_SPLIT_OPTIONS, splitDataset, splitUnit, type SplitName, type SplitOptions } from '../src/dataset/split.js';
-import { packagePath } from '../src/util/paths.js';
+import { HeadswapError } from '../../src/errors.js';
+import { scanDataset, type ImageFile } from '../../src/dataset/scan.js';
+import { DEFAULT_SPLIT_OPTIONS, splitDataset, splitUnit, type SplitName, type SplitOptions } from '../../src/dataset/split.js';
+import { packagePath } from '../../src/util/paths.js';
 
 const REAL = packagePath('data', 'clothing7', 'train');
 const DEFAULTS = DEFAULT_SPLIT_OPTIONS;

@@ -6,10 +6,10 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { train } from '../src/pipeline/train.js';
-import { packagePath } from '../src/util/paths.js';
-import { CLOTHING7 } from './helpers/dataset.js';
-import { cacheProblems, modelLeftovers } from './helpers/train-child.js';
+import { train } from '../../src/pipeline/train.js';
+import { packagePath } from '../../src/util/paths.js';
+import { CLOTHING7 } from '../helpers/dataset.js';
+import { cacheProblems, modelLeftovers } from '../helpers/train-child.js';
 
 /**
  * A real full disk when this process may mount a small tmpfs (root with CAP_SYS_ADMIN, as here);

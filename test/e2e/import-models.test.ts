@@ -17,15 +17,15 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import ort from 'onnxruntime-node';
 
-import { Backbone } from '../src/backbone/backbone.js';
-import { loadRgb } from '../src/image/preprocess.js';
-import type { Preprocessing, RgbImage } from '../src/image/types.js';
-import { openPredictor, streamPredictions } from '../src/predict/files.js';
-import { NSFWJS_LABELS, convertTfjs, importTfjs, nsfwjsModelDir, readTfjsFolder, type TfjsArtifacts } from '../src/import/index.js';
-import { loadTeachableMachine, teachablePreprocessing } from '../src/predict/teachable.js';
-import { encodeModel } from '../src/onnx/proto.js';
-import { packagePath } from '../src/util/paths.js';
-import { tfjsHandler } from './helpers/tfjs.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import { loadRgb } from '../../src/image/preprocess.js';
+import type { Preprocessing, RgbImage } from '../../src/image/types.js';
+import { openPredictor, streamPredictions } from '../../src/predict/files.js';
+import { NSFWJS_LABELS, convertTfjs, importTfjs, nsfwjsModelDir, readTfjsFolder, type TfjsArtifacts } from '../../src/import/index.js';
+import { loadTeachableMachine, teachablePreprocessing } from '../../src/predict/teachable.js';
+import { encodeModel } from '../../src/onnx/proto.js';
+import { packagePath } from '../../src/util/paths.js';
+import { tfjsHandler } from '../helpers/tfjs.js';
 
 const DARKNET = packagePath('test', 'fixtures', 'models', 'darknet-tiny');
 const PHOTO_DIR = packagePath('test', 'fixtures', 'photos');

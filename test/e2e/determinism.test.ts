@@ -3,11 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { scanDataset } from '../src/dataset/scan.js';
-import { splitDataset } from '../src/dataset/split.js';
-import { train } from '../src/pipeline/train.js';
-import { copySubset } from './helpers/dataset.js';
-import { digestOf, spawnTrain, type ChildConfig, type ChildEvent, type RunDigest } from './helpers/train-child.js';
+import { scanDataset } from '../../src/dataset/scan.js';
+import { splitDataset } from '../../src/dataset/split.js';
+import { train } from '../../src/pipeline/train.js';
+import { copySubset } from '../helpers/dataset.js';
+import { digestOf, spawnTrain, type ChildConfig, type ChildEvent, type RunDigest } from '../helpers/train-child.js';
 
 let dir: string;
 let config: ChildConfig;

@@ -3,15 +3,15 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Backbone } from '../src/backbone/backbone.js';
-import { IMAGENET_CROP_224 } from '../src/backbone/zoo.js';
-import { HeadswapError } from '../src/errors.js';
-import { augmentSpecs, cropSpec, flipSpec, loadAugmented, viewParams } from '../src/image/augment.js';
-import { FeatureCache } from '../src/features/cache.js';
-import { extractAugmented, extractFeatures } from '../src/features/extract.js';
-import { loadRgb } from '../src/image/preprocess.js';
-import { sha256 } from '../src/util/fs.js';
-import { DRESS_1, HAT_1, SHOE_1, SHOE_2 } from './helpers/images.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import { IMAGENET_CROP_224 } from '../../src/backbone/zoo.js';
+import { HeadswapError } from '../../src/errors.js';
+import { augmentSpecs, cropSpec, flipSpec, loadAugmented, viewParams } from '../../src/image/augment.js';
+import { FeatureCache } from '../../src/features/cache.js';
+import { extractAugmented, extractFeatures } from '../../src/features/extract.js';
+import { loadRgb } from '../../src/image/preprocess.js';
+import { sha256 } from '../../src/util/fs.js';
+import { DRESS_1, HAT_1, SHOE_1, SHOE_2 } from '../helpers/images.js';
 
 let dir: string;
 let backbone: Backbone;
@@ -132,7 +132,7 @@ describe('extractAugmented', () => {
 
   it('skips a broken file for all its views and keeps the others', async () => {
     const broken = join(dir, 'broken.jpg');
-    await copyFile(new URL('../package.json', import.meta.url).pathname, broken);
+    await copyFile(new URL('../../package.json', import.meta.url).pathname, broken);
     const result = await extractAugmented(backbone, [broken, SHOE_1, join(dir, 'missing.jpg')], augmentSpecs(1, 0));
     assert.deepEqual(result.features.map((f) => f.path), [SHOE_1, SHOE_1]);
     assert.deepEqual(result.skipped.map((s) => s.path).sort(), [broken, join(dir, 'missing.jpg')].sort());

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { Backbone } from '../src/backbone/backbone.js';
-import { HeadswapError } from '../src/errors.js';
-import { fitNcm } from '../bench/levers/ncm.js';
-import { predictSolved } from '../bench/levers/solve.js';
-import type { Dataset } from '../src/head/train.js';
-import { transformFeatures } from '../bench/levers/transform.js';
-import { clothing7Features } from './helpers/features.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import { HeadswapError } from '../../src/errors.js';
+import { fitNcm } from './ncm.js';
+import { predictSolved } from './solve.js';
+import type { Dataset } from '../../src/head/train.js';
+import { transformFeatures } from './transform.js';
+import { clothing7Features } from '../../test/helpers/features.js';
 
 const CLASSES = ['dress', 'hat', 'pants', 'shoes'];
 let train: Dataset;

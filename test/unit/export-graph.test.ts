@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
-import { Backbone } from '../src/backbone/backbone.js';
-import { loadRgb, packBatch } from '../src/image/preprocess.js';
-import { createRng, normal } from '../src/util/random.js';
-import { exportClassifierGraph } from '../src/export/graph.js';
-import { predictHead, standardization } from '../src/head/train.js';
-import type { HeadWeights } from '../src/head/weights.js';
-import { DRESS_1, HAT_1, SHOE_1 } from './helpers/images.js';
+import { Backbone } from '../../src/backbone/backbone.js';
+import { loadRgb, packBatch } from '../../src/image/preprocess.js';
+import { createRng, normal } from '../../src/util/random.js';
+import { exportClassifierGraph } from '../../src/export/graph.js';
+import { predictHead, standardization } from '../../src/head/train.js';
+import type { HeadWeights } from '../../src/head/weights.js';
+import { DRESS_1, HAT_1, SHOE_1 } from '../helpers/images.js';
 
 const FILES = [SHOE_1, HAT_1, DRESS_1];
 let backbone: Backbone;

@@ -3,11 +3,11 @@ import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 // TensorFlow.js is only the independent reference here; the head runs on onnxruntime.
 import '@tensorflow/tfjs-backend-cpu';
-import { HeadswapError } from '../src/errors.js';
-import { HeadPasses, type Layer } from '../src/head/passes.js';
-import { createRng, normal, shuffleInPlace } from '../src/util/random.js';
-import { predictHead, trainHead, type Dataset, type HeadOptions } from '../src/head/train.js';
-import type { HeadWeights } from '../src/head/weights.js';
+import { HeadswapError } from '../../src/errors.js';
+import { HeadPasses, type Layer } from '../../src/head/passes.js';
+import { createRng, normal, shuffleInPlace } from '../../src/util/random.js';
+import { predictHead, trainHead, type Dataset, type HeadOptions } from '../../src/head/train.js';
+import type { HeadWeights } from '../../src/head/weights.js';
 
 /**
  * Seeded gaussian clusters: class c is centered on a random point of norm ~`separation`, with

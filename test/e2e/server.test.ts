@@ -7,16 +7,16 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { unzipSync } from 'fflate';
-import type { BatchClassifyResponse, ClassifyResponse, ErrorBody, JobView, ModelDetail, ModelSummary } from '../src/server/api-types.js';
-import { loadClassifier } from '../src/export/classifier.js';
-import { createServer } from '../src/server/app.js';
-import { sniffFormat } from '../src/image/preprocess.js';
-import { train } from '../src/pipeline/train.js';
-import { packagePath } from '../src/util/paths.js';
-import { expectOneLine } from './helpers/assert.js';
-import { CLOTHING7, copySubset } from './helpers/dataset.js';
-import { DRESS_1, HAT_1, SHOE_1, SHOE_2, pixelBombPng } from './helpers/images.js';
-import { followEvents, formOf, rawRequest, startHeadswap, type RunningServer } from './helpers/serve.js';
+import type { BatchClassifyResponse, ClassifyResponse, ErrorBody, JobView, ModelDetail, ModelSummary } from '../../src/server/api-types.js';
+import { loadClassifier } from '../../src/export/classifier.js';
+import { createServer } from '../../src/server/app.js';
+import { sniffFormat } from '../../src/image/preprocess.js';
+import { train } from '../../src/pipeline/train.js';
+import { packagePath } from '../../src/util/paths.js';
+import { expectOneLine } from '../helpers/assert.js';
+import { CLOTHING7, copySubset } from '../helpers/dataset.js';
+import { DRESS_1, HAT_1, SHOE_1, SHOE_2, pixelBombPng } from '../helpers/images.js';
+import { followEvents, formOf, rawRequest, startHeadswap, type RunningServer } from '../helpers/serve.js';
 
 const CLASSES = ['dress', 'hat', 'shoes'];
 /** Small on purpose, so the 413 path is cheap to reach; every real photo here is far smaller. */
