@@ -43,7 +43,7 @@ export function qualityOption(help: string): Option {
 
 /** Options shared by `train` and `demo`. */
 export function addTrainOptions(cmd: Command): Command {
-  return addBackboneOptions(cmd)
+  return addBackboneOptions(cmd, "backbone: zoo id ('headswap backbones'), .onnx file, TF.js model folder/model.json, or URL; several, comma-separated (mobilenet_v2,darknet-tiny/), train one head each and average them in one model")
     .option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), 10)
     .option('--test-pct <n>', 'percent of each class held out for the test score', num(0, 50), 10)
     .option('--seed <n>', 'seed for the split and the head training', int(0), 0)
@@ -89,7 +89,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     testDir: f.testDir,
     out: f.out,
     force: f.force,
-    base: f.base,
+    base: f.base?.includes(',') ? f.base.split(',').map((b) => b.trim()) : f.base,
     backbone: backboneOptions(f),
     valPct: f.valPct,
     testPct: f.testPct,
@@ -142,7 +142,8 @@ export function formatTrainResult(r: TrainResult): string {
   ]
     .filter(Boolean)
     .join(', ');
-  lines.push(`backbone ${r.backbone.id} (${r.backbone.featureDims} features) · ${r.classes.length} classes · quality ${q?.name ?? 'plain'}${extras ? ` (${extras})` : ''}`);
+  const backbones = (r.members ?? [r]).map((m) => `${m.backbone.id} (${m.backbone.featureDims} features)`).join(' + ');
+  lines.push(`${r.members ? 'ensemble' : 'backbone'} ${backbones} · ${r.classes.length} classes · quality ${q?.name ?? 'plain'}${extras ? ` (${extras})` : ''}`);
   lines.push(
     table(
       [
@@ -161,6 +162,10 @@ export function formatTrainResult(r: TrainResult): string {
   if (r.skipped.length > 0) lines.push(`skipped ${r.skipped.length} file(s) (listed above)`);
   // Class and file names can hold newlines or escape sequences; the tables must stay tables.
   lines.push('', formatEvaluation(escapeStrings(r.evaluation)));
+  if (r.members) {
+    const each = r.members.map((m) => `${m.backbone.id} ${percent(m.evaluation.top1)}`).join(' · ');
+    lines.push(`each backbone alone on the same test photos: ${each} · the ensemble ${percent(r.evaluation.top1)}`);
+  }
   const cv = r.crossValidation;
   if (cv) {
     const ks = cv.topK.filter((t) => t.k > 1).map((t) => ` · top-${t.k} ${percent(t.mean)} ± ${percent(t.std)}`).join('');

@@ -1,11 +1,16 @@
 import { splitUnit } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
-import { fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow } from '../head/train.js';
+import { averageProbabilities, fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow } from '../head/train.js';
 import { evaluate } from './metrics.js';
 
-/** A photo: its views train the folds it is in; its mirror gives test-time flip when it is held out. */
-export interface CvItem extends LabeledRow {
+/**
+ * A photo: its views train the folds it is in; its mirror gives test-time flip when it is held
+ * out. One row per backbone (several for an ensemble, whose members' probabilities are averaged).
+ */
+export interface CvItem {
   readonly relPath: string;
+  readonly label: number;
+  readonly rows: readonly LabeledRow[];
 }
 
 export interface CrossValidation {
@@ -51,8 +56,13 @@ export async function crossValidate(
   for (let f = 0; f < k; f++) {
     const fitOn = items.filter((it) => fold.get(it) !== f);
     const heldOut = items.filter((it) => fold.get(it) === f);
-    const model = await fitHead(rowsDataset(fitOn, classes.length), undefined, head);
-    const probs = predictRows(model.weights, heldOut, tta);
+    const members = heldOut[0]?.rows.length ?? 0;
+    const perMember: Float32Array[] = [];
+    for (let m = 0; m < members; m++) {
+      const model = await fitHead(rowsDataset(fitOn.map((it) => it.rows[m]!), classes.length), undefined, head);
+      perMember.push(predictRows(model.weights, heldOut.map((it) => it.rows[m]!), tta));
+    }
+    const probs = averageProbabilities(perMember);
     const c = classes.length;
     const ev = evaluate(
       heldOut.map((it, i) => ({ file: it.relPath, label: it.label, probs: probs.slice(i * c, (i + 1) * c) })),

@@ -1,6 +1,7 @@
 import { HeadswapError } from '../errors.js';
 import type { HeadWeights } from '../head/weights.js';
 import { FEATURES, PIXELS, PROBABILITIES, graphOf, keepOutputs } from '../onnx/edit.js';
+import { mergeModels } from '../onnx/merge.js';
 import { DataType, attr, defaultOpset, encodeModel, floatTensor, int64Tensor, node, valueInfo, type ModelProto, type NodeProto } from '../onnx/proto.js';
 
 /**
@@ -19,11 +20,14 @@ export interface ExportOptions {
   readonly tta?: boolean;
 }
 
-/** Appends standardization, the head's dense layers (ReLU between) and a softmax after `features`. */
-export function appendHead(model: ModelProto, features: string, head: HeadWeights, output: string): void {
+/**
+ * Appends standardization, the head's dense layers (ReLU between) and a softmax after `features`;
+ * its tensors are named `${prefix}...` (one prefix per head of an ensemble).
+ */
+export function appendHead(model: ModelProto, features: string, head: HeadWeights, output: string, prefix = 'headswap/head/'): void {
   const g = graphOf(model);
   if (defaultOpset(model) < 7) throw new HeadswapError('backbone ONNX opset is older than 7; re-export it with a newer opset');
-  const p = 'headswap/head/';
+  const p = prefix;
   const dims = head.mean.length;
   const inits = [floatTensor(`${p}mean`, [1, dims], head.mean), floatTensor(`${p}std`, [1, dims], head.std)];
   const nodes: NodeProto[] = [
@@ -117,6 +121,38 @@ export function exportClassifierGraph(features: ModelProto, head: HeadWeights, o
   } else {
     appendHead(m, FEATURES, head, PROBABILITIES);
   }
+  keepOutputs(m, [PROBABILITIES]);
+  m.producerName = 'headswap';
+  return encodeModel(m);
+}
+
+/** One member of an ensemble: a backbone's feature graph and the head trained on its features. */
+export interface EnsembleMember {
+  readonly features: ModelProto;
+  readonly head: HeadWeights;
+}
+
+/**
+ * One deployable graph for several backbones: every member's feature graph reads the same
+ * `pixels`, each gets its own head, and the class probabilities are averaged (then, with `tta`,
+ * averaged with the mirror image's: the backbones all run on photo and mirror as one batch). One
+ * member is exportClassifierGraph, byte for byte. The members must take the same pixels (input
+ * size and resize policy): the caller checks that, since only it knows the preprocessing.
+ */
+export function exportEnsembleGraph(members: readonly EnsembleMember[], options: ExportOptions = {}): Uint8Array {
+  if (members.length === 1) return exportClassifierGraph(members[0]!.features, members[0]!.head, options);
+  const prefix = (i: number): string => `headswap/m${i}/`;
+  const m = mergeModels(members.map((x) => x.features), members.map((_, i) => prefix(i)), [PIXELS]);
+  const g = graphOf(m);
+  const probs = members.map((x, i) => {
+    appendHead(m, `${prefix(i)}${FEATURES}`, x.head, `${prefix(i)}probabilities`, `${prefix(i)}head/`);
+    return `${prefix(i)}probabilities`;
+  });
+  const mean = options.tta ? 'headswap/ensemble/probs2' : PROBABILITIES;
+  g.node.push(node('Mean', probs, [mean]));
+  const classes = members[0]!.head.layers.at(-1)?.units ?? 0;
+  if (options.tta) addFlipTta(m, mean, PROBABILITIES);
+  g.output = [valueInfo(PROBABILITIES, DataType.FLOAT, ['batch', classes])];
   keepOutputs(m, [PROBABILITIES]);
   m.producerName = 'headswap';
   return encodeModel(m);

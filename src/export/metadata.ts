@@ -31,19 +31,32 @@ export interface DatasetRecord {
   readonly skipped: readonly { readonly path: string; readonly reason: string }[];
 }
 
+/** What headswap.json says of one backbone. */
+export interface BackboneRecord {
+  readonly id: string;
+  readonly origin: string;
+  readonly sha256: string;
+  readonly feature: FeatureCut;
+  readonly featureDims: number;
+}
+
+/** An ensemble member's own held-out score (the model's `metrics` are the ensemble's). */
+export interface MemberRecord {
+  readonly backbone: BackboneRecord;
+  readonly head: Required<HeadOptions>;
+  readonly metrics: Pick<Evaluation, 'top1' | 'top1Ci95' | 'topK' | 'macroF1' | 'logLoss'>;
+}
+
 /** Contents of `headswap.json` in an exported model folder. */
 export interface ModelMetadata {
   readonly format: 'headswap-model';
   readonly formatVersion: 1;
   readonly createdAt: string;
   readonly classes: readonly string[];
-  readonly backbone: {
-    readonly id: string;
-    readonly origin: string;
-    readonly sha256: string;
-    readonly feature: FeatureCut;
-    readonly featureDims: number;
-  };
+  /** The backbone (an ensemble's first; all of them under `ensemble`). */
+  readonly backbone: BackboneRecord;
+  /** Several backbones, one head each, their class probabilities averaged inside model.onnx. */
+  readonly ensemble?: { readonly combine: 'mean'; readonly members: readonly MemberRecord[] };
   /** The ONNX graph's input: 8-bit RGB pixels, already resized by `preprocessing.resize`. */
   readonly input: { readonly name: string; readonly dtype: 'uint8'; readonly layout: 'NHWC'; readonly size: readonly [number, number] };
   readonly output: { readonly name: string; readonly kind: 'probabilities' };

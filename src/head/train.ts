@@ -431,6 +431,21 @@ export function predictRows(weights: HeadWeights, rows: readonly FeatureRow[], f
   return probs.map((p, i) => (p + other[i]!) / 2);
 }
 
+/**
+ * The mean of several heads' class probabilities (an ensemble), in float32 like the exported
+ * graph's Mean; one head's are returned as they are.
+ */
+export function averageProbabilities(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts[0]?.length ?? 0);
+  for (let i = 0; i < out.length; i++) {
+    let sum = 0;
+    for (const p of parts) sum += p[i]!;
+    out[i] = sum / parts.length;
+  }
+  return out;
+}
+
 export interface FitOptions extends HeadOptions {
   /**
    * After early stopping on the validation set, train again on training + validation photos for

@@ -16,8 +16,11 @@ export interface TrainOptions {
   readonly out?: string | false;
   /** Replace an existing output folder. */
   readonly force?: boolean;
-  /** Backbone: zoo id, `.onnx` path or http(s) URL. Default: the bundled MobileNetV2. */
-  readonly base?: string;
+  /**
+   * Backbone: zoo id, `.onnx` path or http(s) URL. Default: the bundled MobileNetV2. Several: an
+   * ensemble, one head per backbone, their class probabilities averaged in one exported graph.
+   */
+  readonly base?: string | readonly string[];
   readonly backbone?: BackboneOptions;
   /** Percent of each class held out for validation (early stopping) and for test. */
   readonly valPct?: number;
@@ -74,7 +77,8 @@ export interface TrainPlan {
   readonly views: readonly AugmentSpec[];
   /** Mirror averaging as the preset asks for it; a fixed-batch backbone turns it off (train()). */
   readonly tta: boolean;
-  readonly base: string;
+  /** The backbones, one or more (an ensemble). */
+  readonly bases: readonly string[];
   readonly backbone: BackboneOptions;
   /** The head's options: the seed, the preset's (unless a hidden layer is asked for), then the caller's. */
   readonly head: FitOptions;
@@ -90,6 +94,14 @@ function defaultOut(data: string): string {
   return `${data.replace(/[\\/]+$/, '')}.model`;
 }
 
+function baseList(base: TrainOptions['base']): string[] {
+  const list = base === undefined ? [DEFAULT_BACKBONE] : typeof base === 'string' ? [base] : [...base];
+  if (list.length === 0) throw new HeadswapError('no backbone given; name one (e.g. mobilenet_v2) or several for an ensemble');
+  const twice = list.find((b, i) => list.indexOf(b) !== i);
+  if (twice) throw new HeadswapError(`backbone '${twice}' is named twice; an ensemble needs different networks`);
+  return list;
+}
+
 export function planTraining(options: TrainOptions): TrainPlan {
   if (!options.testDir && options.testPct === 0) {
     throw new HeadswapError('--test-pct 0 leaves no photos to score the classifier on; give a separate --test-dir or a test percentage above 0');
@@ -98,6 +110,11 @@ export function planTraining(options: TrainOptions): TrainPlan {
   const quality = options.quality ?? DEFAULT_QUALITY;
   const preset = QUALITY[quality];
   const augment = preset.augment;
+  const bases = baseList(options.base);
+  const { preprocessing, feature } = options.backbone ?? {};
+  if (bases.length > 1 && (feature || (preprocessing && Object.keys(preprocessing).length > 0))) {
+    throw new HeadswapError('a feature cut or preprocessing given for an ensemble would apply to every backbone; ensemble networks that need none (zoo ids, or models converted with their own settings)');
+  }
   return {
     data: options.data,
     testDir: options.testDir,
@@ -113,7 +130,7 @@ export function planTraining(options: TrainOptions): TrainPlan {
     preset,
     views: augment ? augmentSpecs(augment.crops, seed, { flip: augment.flip, ...augment.crop }) : [],
     tta: preset.tta,
-    base: options.base ?? DEFAULT_BACKBONE,
+    bases,
     backbone: { cacheDir: options.cacheDir, regions: preset.regions, ...options.backbone },
     head: { seed, ...(options.head?.hidden ? {} : preset.head), ...options.head },
     cacheDir: options.cacheDir,

@@ -31,9 +31,15 @@ export interface RunFacts {
   readonly classes: readonly string[];
   readonly sets: { readonly train: readonly UsedPhoto[]; readonly validation: readonly UsedPhoto[]; readonly test: readonly UsedPhoto[] };
   readonly featureDims: number;
+  /** An ensemble's backbones, each with its head and held-out score (undefined for one backbone). */
+  readonly members: readonly { readonly backbone: Backbone; readonly head: TrainedHead; readonly evaluation: Evaluation; readonly featureDims: number }[] | undefined;
   /** Mirror averaging as it ran (off for a fixed-batch backbone). */
   readonly tta: boolean;
+  /** The (first backbone's) head. */
   readonly head: TrainedHead;
+  /** Training time of every head. */
+  readonly headMs: number;
+  /** The held-out score (of the ensemble, for several backbones). */
   readonly evaluation: Evaluation;
   readonly crossValidation: CrossValidation | undefined;
   readonly skipped: readonly Skipped[];
@@ -60,6 +66,10 @@ export function usedFiles(f: Pick<RunFacts, 'sets'>): { path: string; label: num
   return (['train', 'validation', 'test'] as const).flatMap((split) => f.sets[split].map((t) => ({ path: t.file.path, label: t.file.label, split })));
 }
 
+function backboneRecord(b: Backbone, featureDims: number): ModelMetadata['backbone'] {
+  return { id: b.id, origin: b.source.origin, sha256: b.source.sha256, feature: b.feature, featureDims };
+}
+
 /** The contents of headswap.json. */
 export function modelMetadata(f: RunFacts): ModelMetadata {
   const { plan, backbone, head, evaluation } = f;
@@ -69,7 +79,19 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
     formatVersion: 1,
     createdAt: new Date().toISOString(),
     classes: f.classes,
-    backbone: { id: backbone.id, origin: backbone.source.origin, sha256: backbone.source.sha256, feature: backbone.feature, featureDims: f.featureDims },
+    backbone: backboneRecord(backbone, f.featureDims),
+    ...(f.members
+      ? {
+          ensemble: {
+            combine: 'mean' as const,
+            members: f.members.map((m) => ({
+              backbone: backboneRecord(m.backbone, m.featureDims),
+              head: m.head.options,
+              metrics: { top1: m.evaluation.top1, topK: m.evaluation.topK, macroF1: m.evaluation.macroF1, logLoss: m.evaluation.logLoss, top1Ci95: m.evaluation.top1Ci95 },
+            })),
+          },
+        }
+      : {}),
     input: { name: PIXELS, dtype: 'uint8', layout: 'NHWC', size: backbone.preprocessing.size },
     output: { name: PROBABILITIES, kind: 'probabilities' },
     preprocessing: backbone.preprocessing,
@@ -85,7 +107,7 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
       testPct: plan.heldOutPct,
       counts: splitCounts(f),
       crossValidation: f.crossValidation ?? null,
-      timings: { featuresMs: f.featuresMs, headMs: head.millis },
+      timings: { featuresMs: f.featuresMs, headMs: f.headMs },
     },
     dataset: {
       fingerprint,
@@ -107,7 +129,7 @@ export function runRecord(f: RunFacts, metadata: ModelMetadata, seconds: { total
     kind: 'train',
     data: resolve(plan.data),
     testDir: plan.testDir ? resolve(plan.testDir) : null,
-    base: f.backbone.source.origin,
+    base: (f.members ?? [f]).map((m) => m.backbone.source.origin).join(','),
     options: { quality: plan.quality, valPct: plan.valPct, testPct: plan.heldOutPct, cv: plan.cv ?? null, ...f.head.options },
     fingerprint: metadata.dataset.fingerprint,
     metrics: {
@@ -118,7 +140,7 @@ export function runRecord(f: RunFacts, metadata: ModelMetadata, seconds: { total
       testImages: evaluation.count,
       ...(crossValidation ? { cvTop1: crossValidation.top1.mean, cvTop1Std: crossValidation.top1.std } : {}),
     },
-    timings: { total: seconds.total, features: f.featuresMs / 1000, head: f.head.millis / 1000, export: seconds.export },
+    timings: { total: seconds.total, features: f.featuresMs / 1000, head: f.headMs / 1000, export: seconds.export },
     out: plan.out ? resolve(plan.out) : null,
   };
 }

@@ -4,12 +4,12 @@ import { splitDataset } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
 import { crossValidate, type CrossValidation } from '../evaluate/cv.js';
 import { evaluate, type Evaluation } from '../evaluate/metrics.js';
-import { exportClassifierGraph } from '../export/graph.js';
+import { exportEnsembleGraph } from '../export/graph.js';
 import type { ModelMetadata } from '../export/metadata.js';
 import { assertOutputFree, writeModelFolder } from '../export/write.js';
 import { openFeatureCache, type FeatureCache } from '../features/cache.js';
 import { augmentView, extractAugmented, extractFeatures, extractViews, type ExtractedFeature, type ViewsResult } from '../features/extract.js';
-import { fitHead, predictRows, rowsDataset, type LabeledRow, type TrainedHead } from '../head/train.js';
+import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRow, type TrainedHead } from '../head/train.js';
 import { flipSpec } from '../image/augment.js';
 import { openRunStore } from '../runs/store.js';
 import { planTraining, type TrainOptions, type TrainPlan } from './plan.js';
@@ -25,6 +25,8 @@ export interface TrainResult {
   readonly evaluation: Evaluation;
   readonly head: TrainedHead;
   readonly backbone: { readonly id: string; readonly origin: string; readonly sha256: string; readonly featureDims: number };
+  /** For an ensemble (several `base`s): each backbone with its own head and its own held-out score; `head` is the first's. */
+  readonly members?: readonly { readonly backbone: TrainResult['backbone']; readonly head: TrainedHead; readonly evaluation: Evaluation }[];
   readonly skipped: readonly { readonly path: string; readonly reason: string }[];
   readonly warnings: readonly string[];
   /** Feature vectors taken from the cache vs computed by the backbone. */
@@ -42,11 +44,16 @@ export interface TrainResult {
 interface Labeled {
   readonly file: ImageFile;
   readonly hash: string;
-  /** The vectors the head sees: the photo's own, its augmented views (training and validation photos, with augmentation on), its mirror (test photos, with test-time flip on). */
-  readonly row: LabeledRow;
+  /**
+   * The vectors the heads see, one row per backbone: the photo's own, its augmented views
+   * (training and validation photos, with augmentation on), its mirror (test photos, with
+   * test-time flip on).
+   */
+  readonly rows: readonly LabeledRow[];
 }
 
 type Warn = (message: string) => void;
+type Photos = Awaited<ReturnType<typeof splitPhotos>>;
 
 /** Vectors of each path's views, in view order. */
 function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> {
@@ -67,35 +74,71 @@ async function splitPhotos(plan: TrainPlan, warn: Warn) {
 }
 
 /**
- * Every backbone pass the plan needs, cached: the plain photos, the training views of the
- * training and validation photos, and the mirror of the test photos.
+ * Every pass one backbone needs, cached: the plain photos, the training views of the training and
+ * validation photos, and the mirror of the test photos.
  */
-async function extractAll(backbone: Backbone, photos: Awaited<ReturnType<typeof splitPhotos>>, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
+async function extractMember(backbone: Backbone, photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined) {
   const more = { cache, ...plan.extract };
   const all = [...photos.train, ...photos.validation, ...photos.test];
   const plain = await extractFeatures(backbone, all.map((f) => f.path), more);
-  for (const s of plain.skipped) warn(`skipped ${s.path}: ${s.reason}`);
   const byPath = new Map(plain.features.map((f) => [f.path, f]));
   const readable = (files: readonly ImageFile[]): string[] => files.filter((f) => byPath.has(f.path)).map((f) => f.path);
   const views = plan.views.length > 0 ? await extractAugmented(backbone, readable([...photos.train, ...photos.validation]), plan.views, more) : undefined;
   const mirrored = tta ? await extractViews(backbone, readable(photos.test), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
-  // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
-  for (const s of [...(views?.skipped ?? []), ...(mirrored?.skipped ?? [])]) warn(`no augmented view of ${s.path}: ${s.reason}`);
   const viewsOf = byPathOf(views);
   const mirrorOf = byPathOf(mirrored);
-  const labeled = (files: readonly ImageFile[]): Labeled[] =>
-    files.flatMap((file) => {
-      const f: ExtractedFeature | undefined = byPath.get(file.path);
-      return f ? [{ file, hash: f.hash, row: { vector: f.vector, label: file.label, views: viewsOf.get(file.path), mirror: mirrorOf.get(file.path)?.[0] } }] : [];
-    });
+  const rowOf = (file: ImageFile): { hash: string; row: LabeledRow } | undefined => {
+    const f: ExtractedFeature | undefined = byPath.get(file.path);
+    return f && { hash: f.hash, row: { vector: f.vector, label: file.label, views: viewsOf.get(file.path), mirror: mirrorOf.get(file.path)?.[0] } };
+  };
   const passes = [plain, ...(views ? [views] : []), ...(mirrored ? [mirrored] : [])];
   return {
-    sets: { train: labeled(photos.train), validation: labeled(photos.validation), test: labeled(photos.test) },
+    rowOf,
     skipped: plain.skipped,
+    // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
+    viewSkipped: [...(views?.skipped ?? []), ...(mirrored?.skipped ?? [])],
     featureDims: plain.features[0]?.vector.length ?? 0,
     cached: passes.reduce((n, r) => n + r.cached, 0),
     computed: passes.reduce((n, r) => n + r.computed, 0),
   };
+}
+
+/** Every backbone's passes; a photo is used when every backbone could read it. */
+async function extractAll(backbones: readonly Backbone[], photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
+  const members: Awaited<ReturnType<typeof extractMember>>[] = [];
+  for (const b of backbones) members.push(await extractMember(b, photos, plan, tta, cache));
+  // The backbones decode alike, so a file one cannot read is said once.
+  const once = (list: readonly { readonly path: string; readonly reason: string }[]) => [...new Map(list.map((s) => [s.path, s])).values()];
+  const skipped = once(members.flatMap((m) => m.skipped));
+  for (const s of skipped) warn(`skipped ${s.path}: ${s.reason}`);
+  for (const s of once(members.flatMap((m) => m.viewSkipped))) warn(`no augmented view of ${s.path}: ${s.reason}`);
+  const labeled = (files: readonly ImageFile[]): Labeled[] =>
+    files.flatMap((file) => {
+      const found = members.map((m) => m.rowOf(file));
+      if (found.some((f) => !f)) return [];
+      return [{ file, hash: found[0]!.hash, rows: found.map((f) => f!.row) }];
+    });
+  return {
+    sets: { train: labeled(photos.train), validation: labeled(photos.validation), test: labeled(photos.test) },
+    skipped,
+    featureDims: members.map((m) => m.featureDims),
+    cached: members.reduce((n, m) => n + m.cached, 0),
+    computed: members.reduce((n, m) => n + m.computed, 0),
+  };
+}
+
+/** Ensemble members share one `pixels` input, so they must want the same resized image. */
+function checkEnsemble(backbones: readonly Backbone[]): void {
+  const [first, ...rest] = backbones;
+  const key = (b: Backbone): string => {
+    const p = b.preprocessing;
+    return `${p.size.join('x')} ${p.resize}${p.resize === 'crop' ? ` ${p.cropRatio}` : ''}`;
+  };
+  for (const b of rest) {
+    if (key(b) !== key(first!)) {
+      throw new HeadswapError(`${b.source.origin} takes ${key(b)} pixels and ${first!.source.origin} ${key(first!)}; an ensemble's backbones must take the same input size and resize (give --size/--resize to match them)`);
+    }
+  }
 }
 
 /** Refuses sets the head cannot be trained or scored on, and says what inflates or confuses the score. */
@@ -122,57 +165,83 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   const plan = planTraining(options);
   const photos = await splitPhotos(plan, warn);
-  const { classes } = photos;
   // Refuse before the slow part rather than after it.
   if (plan.out) await assertOutputFree(plan.out, plan.force);
 
-  const backbone = await Backbone.load(plan.base, plan.backbone);
+  const backbones: Backbone[] = [];
+  try {
+    for (const base of plan.bases) backbones.push(await Backbone.load(base, plan.backbone));
+    return await trainOn(backbones, plan, photos, warn, warnings, t0);
+  } finally {
+    for (const b of backbones) await b.release();
+  }
+}
+
+async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: Photos, warn: Warn, warnings: readonly string[], t0: number): Promise<TrainResult> {
+  const { classes } = photos;
+  checkEnsemble(backbones);
   const regions = plan.preset.regions;
-  if (regions && !backbone.feature.regions) {
-    const { tensor, pooling } = backbone.feature;
-    warn(`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${regions.rows}x${regions.cols}), so --quality ${plan.quality} trains on the pooled features alone`);
+  for (const backbone of backbones) {
+    if (regions && !backbone.feature.regions) {
+      const { tensor, pooling } = backbone.feature;
+      warn(`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${regions.rows}x${regions.cols}), so --quality ${plan.quality} trains on the pooled features alone`);
+    }
   }
   let tta = plan.tta;
-  if (tta && backbone.batchOfOne) {
-    warn(`${backbone.id} takes one image per run, so the mirror image cannot run beside the photo; test-time flip is off`);
+  const batchOfOne = backbones.find((b) => b.batchOfOne);
+  if (tta && batchOfOne) {
+    warn(`${batchOfOne.id} takes one image per run, so the mirror image cannot run beside the photo; test-time flip is off`);
     tta = false;
   }
   const cache = plan.useCache ? openFeatureCache(plan.cacheDir) : undefined;
   try {
     const tf = performance.now();
-    const extracted = await extractAll(backbone, photos, plan, tta, cache, warn);
+    const extracted = await extractAll(backbones, photos, plan, tta, cache, warn);
     const featuresMs = performance.now() - tf;
     const { sets } = extracted;
     checkSets(sets, classes, plan, warn);
 
-    const rows = (set: readonly Labeled[]): LabeledRow[] => set.map((t) => t.row);
     const k = classes.length;
-    // Early stopping and the curves use the validation photos as they are; the refit adds their views.
-    const head = await fitHead(
-      rowsDataset(rows(sets.train), k),
-      sets.validation.length > 0 ? rowsDataset(rows(sets.validation), k, false) : undefined,
-      plan.head,
-      rowsDataset(rows([...sets.train, ...sets.validation]), k),
-    );
-    const probs = predictRows(head.weights, rows(sets.test), tta);
-    const evaluation = evaluate(
-      sets.test.map((t, i) => ({ file: t.file.path, label: t.file.label, probs: probs.slice(i * k, (i + 1) * k) })),
-      classes,
-      { maxK: plan.topK },
-    );
+    const rows = (set: readonly Labeled[], m: number): LabeledRow[] => set.map((t) => t.rows[m]!);
+    const heads: TrainedHead[] = [];
+    const memberProbs: Float32Array[] = [];
+    for (let m = 0; m < backbones.length; m++) {
+      // Early stopping and the curves use the validation photos as they are; the refit adds their views.
+      const head = await fitHead(
+        rowsDataset(rows(sets.train, m), k),
+        sets.validation.length > 0 ? rowsDataset(rows(sets.validation, m), k, false) : undefined,
+        plan.head,
+        rowsDataset(rows([...sets.train, ...sets.validation], m), k),
+      );
+      heads.push(head);
+      memberProbs.push(predictRows(head.weights, rows(sets.test, m), tta));
+    }
+    const scored = (probs: Float32Array): Evaluation =>
+      evaluate(
+        sets.test.map((t, i) => ({ file: t.file.path, label: t.file.label, probs: probs.slice(i * k, (i + 1) * k) })),
+        classes,
+        { maxK: plan.topK },
+      );
+    const evaluation = scored(averageProbabilities(memberProbs));
+    const members = backbones.length > 1 ? backbones.map((backbone, m) => ({ backbone, head: heads[m]!, evaluation: scored(memberProbs[m]!), featureDims: extracted.featureDims[m]! })) : undefined;
     const crossValidation = plan.cv
       ? await crossValidate(
-          [...sets.train, ...sets.validation, ...(plan.testDir ? [] : sets.test)].map((t) => ({ relPath: t.file.relPath, ...t.row })),
+          [...sets.train, ...sets.validation, ...(plan.testDir ? [] : sets.test)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, rows: t.rows })),
           classes,
           plan.cv,
           { ...plan.head, maxK: plan.topK, tta },
         )
       : undefined;
 
-    const facts: RunFacts = { plan, backbone, classes, sets, featureDims: extracted.featureDims, tta, head, evaluation, crossValidation, skipped: [...photos.skipped, ...extracted.skipped], featuresMs };
+    const head = heads[0]!;
+    const headMs = heads.reduce((n, h) => n + h.millis, 0);
+    const facts: RunFacts = { plan, backbone: backbones[0]!, members, classes, sets, featureDims: extracted.featureDims[0]!, tta, head, headMs, evaluation, crossValidation, skipped: [...photos.skipped, ...extracted.skipped], featuresMs };
     const metadata = modelMetadata(facts);
     const te = performance.now();
-    if (plan.out) await writeModelFolder(plan.out, { model: exportClassifierGraph(backbone.featureModel(), head.weights, { tta }), metadata }, plan.force);
+    if (plan.out) {
+      const model = exportEnsembleGraph(backbones.map((b, m) => ({ features: b.featureModel(), head: heads[m]!.weights })), { tta });
+      await writeModelFolder(plan.out, { model, metadata }, plan.force);
+    }
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
     const runId = plan.record ? recordRun(plan, runRecord(facts, metadata, { total: totalMs / 1000, export: exportMs / 1000 })) : undefined;
@@ -182,10 +251,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       evaluation,
       head,
       backbone: metadata.backbone,
+      ...(members ? { members: members.map((x) => ({ backbone: { id: x.backbone.id, origin: x.backbone.source.origin, sha256: x.backbone.source.sha256, featureDims: x.featureDims }, head: x.head, evaluation: x.evaluation })) } : {}),
       skipped: facts.skipped,
       warnings,
       features: { cached: extracted.cached, computed: extracted.computed },
-      timings: { featuresMs, headMs: head.millis, exportMs, totalMs, imagesPerSecond: (extracted.cached + extracted.computed) / (featuresMs / 1000) },
+      timings: { featuresMs, headMs, exportMs, totalMs, imagesPerSecond: (extracted.cached + extracted.computed) / (featuresMs / 1000) },
       out: plan.out,
       metadata,
       files: usedFiles(facts),
@@ -194,7 +264,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     };
   } finally {
     cache?.close();
-    await backbone.release();
   }
 }
 

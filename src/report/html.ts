@@ -50,7 +50,7 @@ export async function renderReport(input: ReportInput, options: ReportOptions = 
   const body = html`
 <header>
   <h1>${input.title}</h1>
-  <p class="meta">${formatDate(input.createdAt)} · backbone <code>${input.backbone.id}</code> · ${input.classes.length} classes · ${input.evaluation.count} test photos</p>
+  <p class="meta">${formatDate(input.createdAt)} · ${input.members ? html`ensemble of ${input.members.map((m, i) => html`${i > 0 ? ' + ' : ''}<code>${m.id}</code>`)}` : html`backbone <code>${input.backbone.id}</code>`} · ${input.classes.length} classes · ${input.evaluation.count} test photos</p>
   ${summary(ctx)}
 </header>
 <nav>${[
@@ -299,11 +299,26 @@ function setupSection(input: ReportInput): Html {
       ['sha256', b.sha256],
       ['feature size', b.featureDims],
     ])}</div>
+    ${input.members ? membersTable(input) : ''}
     <div><h3>Options</h3>${keyValues(Object.entries(input.options).map(([k, v]) => [k, typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))]))}</div>
     <div><h3>Timings</h3>${keyValues(Object.entries(input.timings).map(([k, v]) => [humanize(k), timing(k, v)]))}</div>
     <div><h3>Versions</h3>${keyValues(Object.entries(input.versions))}</div>
   </div>
 </section>`;
+}
+
+/** An ensemble's backbones, each scored alone on the same test photos, and the ensemble. */
+function membersTable(input: ReportInput): Html {
+  const top = (topK: readonly { readonly k: number; readonly accuracy: number }[], k: number): string => {
+    const t = topK.find((x) => x.k === k);
+    return t ? pct(t.accuracy) : '–';
+  };
+  const k = Math.min(5, input.classes.length);
+  const ev = input.evaluation;
+  return html`<div><h3>Ensemble</h3><table class="kv"><thead><tr><th>backbone</th><th>top-1</th><th>95% CI</th><th>top-${k}</th></tr></thead><tbody>
+    ${(input.members ?? []).map((m) => html`<tr><th>${m.id}</th><td>${pct(m.top1)}</td><td>${pct(m.top1Ci95[0])}–${pct(m.top1Ci95[1])}</td><td>${top(m.topK, k)}</td></tr>`)}
+    <tr><th>average of the ${input.members?.length ?? 0}</th><td>${pct(ev.top1)}</td><td>${pct(ev.top1Ci95[0])}–${pct(ev.top1Ci95[1])}</td><td>${top(ev.topK, k)}</td></tr>
+  </tbody></table><p class="note">Each backbone has its own head; the model averages their class probabilities. Scores on the same ${ev.count} test photos.</p></div>`;
 }
 
 function keyValues(rows: readonly (readonly [string, string | number])[]): Html {

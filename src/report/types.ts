@@ -10,6 +10,8 @@ export interface ReportInput {
   readonly createdAt: string;
   readonly classes: readonly string[];
   readonly backbone: { readonly id: string; readonly origin: string; readonly sha256: string; readonly featureDims: number };
+  /** For an ensemble: each backbone's own held-out score beside the ensemble's (`evaluation`). */
+  readonly members?: readonly { readonly id: string; readonly origin: string; readonly featureDims: number; readonly top1: number; readonly top1Ci95: readonly [number, number]; readonly topK: readonly { readonly k: number; readonly accuracy: number }[] }[];
   readonly dataset: {
     /** Absolute paths; a file that no longer exists is shown without a thumbnail. */
     readonly files: readonly { readonly path: string; readonly label: number; readonly split: SplitName }[];

@@ -25,6 +25,8 @@ export interface ModelDetail extends ModelSummary {
   readonly preprocessing: Preprocessing;
   readonly evaluation: Evaluation;
   readonly counts: Readonly<Record<string, { readonly train: number; readonly validation: number; readonly test: number }>>;
+  /** An ensemble's backbones with each one's own held-out top-1 (`metrics` are the ensemble's). */
+  readonly members?: readonly { readonly backbone: { readonly id: string; readonly featureDims: number }; readonly top1: number; readonly top1Ci95: readonly number[] }[];
 }
 
 /** One class of a prediction (the library's `Label`, repeated so the page needs no Node types). */

@@ -98,6 +98,37 @@ describe('train end to end on real photos', () => {
     assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
   });
 
+  it('an ensemble trains one head per backbone and averages them in one model.onnx', async () => {
+    // A second copy of the bundled network stands in for a second backbone: the mechanics are the same.
+    const other = join(dir, 'copy.onnx');
+    await copyFile(packagePath('models', 'mobilenet_v2', 'mobilenetv2-12-int8.onnx'), other);
+    const out = join(dir, 'ensemble.model');
+    const r = await train({ data, testDir, cacheDir, out, seed: 3, quality: 'fast', base: ['mobilenet_v2', other], head: { epochs: 5 } });
+    assert.equal(r.members?.length, 2);
+    assert.deepEqual(r.members!.map((m) => m.backbone.id), ['mobilenet_v2', 'custom']);
+    const meta = JSON.parse(await readFile(join(out, 'headswap.json'), 'utf8'));
+    assert.deepEqual(meta.ensemble.members.map((m: { metrics: { top1: number } }) => m.metrics.top1), r.members!.map((m) => m.evaluation.top1));
+    assert.equal(meta.metrics.top1, r.evaluation.top1);
+
+    const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
+    const backbone = await Backbone.load('mobilenet_v2', { regions: QUALITY.fast.regions });
+    const extracted = await extractFeatures(backbone, files);
+    const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
+    await backbone.release();
+    const rows = extracted.features.map((f, i) => ({ vector: f.vector, mirror: mirrors.features[i]!.vector }));
+    const perMember = r.members!.map((m) => predictRows(m.head.weights, rows, true));
+    const inProcess = perMember[0]!.map((p, i) => (p + perMember[1]![i]!) / 2);
+    const classifier = await loadClassifier(out);
+    const exported: Float32Array[] = [];
+    for await (const p of predictFiles(classifier, [testDir], { batchSize: 5 })) exported.push(p.probabilities);
+    await classifier.release();
+    let maxDiff = 0;
+    exported.forEach((p, i) => p.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - inProcess[i * 3 + j]!)))));
+    assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
+    await assert.rejects(train({ data, testDir, cacheDir, out: false, base: ['mobilenet_v2', 'mobilenet_v2'] }), /named twice/);
+    await assert.rejects(train({ data, testDir, cacheDir, out: false, base: ['mobilenet_v2', other], backbone: { feature: { tensor: '627', pooling: 'avg-nchw' } } }), /would apply to every backbone/);
+  });
+
   it('a second run takes every feature from the cache and reproduces the metrics', async () => {
     const again = await train({ data, testDir, cacheDir, seed: 3, out: join(dir, 'again.model') });
     assert.equal(again.features.computed, 0);

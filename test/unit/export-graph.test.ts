@@ -4,8 +4,10 @@ import ort from 'onnxruntime-node';
 import { Backbone } from '../../src/backbone/backbone.js';
 import { loadRgb, packBatch } from '../../src/image/preprocess.js';
 import { createRng, normal } from '../../src/util/random.js';
-import { exportClassifierGraph } from '../../src/export/graph.js';
-import { predictHead, standardization } from '../../src/head/train.js';
+import { exportClassifierGraph, exportEnsembleGraph } from '../../src/export/graph.js';
+import { mergeModels } from '../../src/onnx/merge.js';
+import { node, onnx } from '../../src/onnx/proto.js';
+import { averageProbabilities, predictHead, standardization } from '../../src/head/train.js';
 import type { HeadWeights } from '../../src/head/weights.js';
 import { DRESS_1, HAT_1, SHOE_1 } from '../helpers/images.js';
 
@@ -33,8 +35,8 @@ after(async () => backbone.release());
  * A random 3-class head (fixed seed) on the photos' own standardization: outputs far from uniform,
  * so errors would show, but not saturated, so the mirror's features move them.
  */
-function randomHead(): HeadWeights {
-  const rng = createRng(5);
+function randomHead(seed = 5): HeadWeights {
+  const rng = createRng(seed);
   const { mean, std } = standardization({ x: plain, y: new Int32Array(FILES.length), n: FILES.length, d, classes: 3 });
   const scale = 1 / Math.sqrt(d);
   return {
@@ -83,5 +85,61 @@ describe('exportClassifierGraph', () => {
 
   it('refuses a graph without a fixed-size pixels input', () => {
     assert.throws(() => exportClassifierGraph(backbone.graph(), head, { tta: true }), /no 'pixels' input of fixed width/);
+  });
+});
+
+describe('exportEnsembleGraph', () => {
+  it('one member is exportClassifierGraph, byte for byte', () => {
+    const head = randomHead();
+    assert.deepEqual(exportEnsembleGraph([{ features: backbone.featureModel(), head }], { tta: true }), exportClassifierGraph(backbone.featureModel(), head, { tta: true }));
+  });
+
+  it('averages the members\' probabilities (and the mirror\'s) inside one graph', async () => {
+    const heads = [randomHead(5), randomHead(6)];
+    const members = heads.map((head) => ({ features: backbone.featureModel(), head }));
+    for (const tta of [false, true]) {
+      const probs = await runGraph(exportEnsembleGraph(members, { tta }));
+      const per = heads.map((h) => {
+        const a = predictHead(h, plain, FILES.length);
+        if (!tta) return a;
+        const b = predictHead(h, flipped, FILES.length);
+        return a.map((v, i) => (v + b[i]!) / 2);
+      });
+      const reference = averageProbabilities(per);
+      assert.ok(maxAbsDiff(probs, reference) < 1e-4, `tta ${tta}: diff ${maxAbsDiff(probs, reference)}`);
+      assert.ok(maxAbsDiff(probs, per[0]!) > 1e-3 && maxAbsDiff(probs, per[1]!) > 1e-3, 'both members contribute');
+    }
+  });
+});
+
+describe('mergeModels', () => {
+  /** A one-node model: y = op(x) at the given default opset. */
+  function tiny(op: string, opset: number, input = 'x'): ReturnType<typeof onnx.ModelProto.fromObject> {
+    return onnx.ModelProto.fromObject({
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: opset }],
+      graph: {
+        node: [node(op, [input], ['y'])],
+        input: [{ name: input, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 3 }] } } } }],
+        output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+      },
+    });
+  }
+
+  it('keeps the shared input once and prefixes everything else', () => {
+    const m = mergeModels([tiny('Relu', 13), tiny('Sigmoid', 12)], ['a/', 'b/'], ['x']);
+    assert.deepEqual(m.graph!.input!.map((i) => i.name), ['x']);
+    assert.deepEqual(m.graph!.node!.map((n) => n.output![0]), ['a/y', 'b/y']);
+    assert.deepEqual(m.opsetImport!.map((o) => [o.domain, Number(o.version)]), [['', 13]]);
+  });
+
+  it('refuses to lift a graph past an opset that changed one of its operators', () => {
+    assert.throws(() => mergeModels([tiny('Relu', 13), tiny('Squeeze', 12)], ['a/', 'b/'], ['x']), /network 2 is ONNX opset 12 and uses Squeeze/);
+  });
+
+  it('refuses members that read the shared input differently', () => {
+    const other = tiny('Relu', 13);
+    other.graph!.input![0]!.type!.tensorType!.elemType = 2;
+    assert.throws(() => mergeModels([tiny('Relu', 13), other], ['a/', 'b/'], ['x']), /disagree on input 'x'/);
   });
 });

@@ -52,6 +52,17 @@ const detailSchema = {
     preprocessing: { type: 'object', additionalProperties: true },
     evaluation: { type: 'object', additionalProperties: true },
     counts: { type: 'object', additionalProperties: true },
+    members: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          backbone: { type: 'object', properties: { id: { type: 'string' }, featureDims: { type: 'integer' } } },
+          top1: { type: 'number' },
+          top1Ci95: { type: 'array', items: { type: 'number' } },
+        },
+      },
+    },
   },
 } as const;
 
@@ -89,7 +100,8 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.get<{ Params: { id: string } }>('/v1/models/:id', { schema: { params: idParams, response: { 200: detailSchema } } }, async (request): Promise<ModelDetail> => {
     const e = modelOr404(ctx, request.params.id);
     const m = e.metadata;
-    return { ...(await summary(ctx, e)), input: m.input, preprocessing: m.preprocessing, evaluation: m.metrics, counts: m.training?.counts ?? {} };
+    const members = m.ensemble?.members.map((x) => ({ backbone: { id: x.backbone.id, featureDims: x.backbone.featureDims }, top1: x.metrics.top1, top1Ci95: x.metrics.top1Ci95 }));
+    return { ...(await summary(ctx, e)), input: m.input, preprocessing: m.preprocessing, evaluation: m.metrics, counts: m.training?.counts ?? {}, ...(members ? { members } : {}) };
   });
 
   // The browser runs model.onnx itself; only these known files are served, never a client-named path.
