@@ -58,6 +58,11 @@ interface Job {
   readonly view: View;
 }
 
+/** Backbones that take the same resized pixels can share one decode of each photo. */
+function pixelsKey(pre: Preprocessing): string {
+  return `${pre.size.join('x')} ${pre.resize} ${pre.resize === 'crop' ? pre.cropRatio : ''}`;
+}
+
 /**
  * Feature vectors of every view of every path, each through the backbone once and cached under
  * (backbone, image sha256, view id). Files are read, hashed and looked up in the cache batch by
@@ -72,19 +77,32 @@ export async function extractViews(
   views: readonly View[],
   options: ExtractOptions & { readonly step?: string } = {},
 ): Promise<ViewsResult> {
+  return (await extractViewsOf([backbone], paths, views, options))[0]!;
+}
+
+/**
+ * extractViews for several backbones at once (an ensemble), one result per backbone: each file is
+ * read and hashed once, each view decoded once for all the backbones that take the same pixels
+ * and miss it in the cache, and a file one backbone cannot use is skipped for all of them.
+ */
+export async function extractViewsOf(
+  backbones: readonly Backbone[],
+  paths: readonly string[],
+  views: readonly View[],
+  options: ExtractOptions & { readonly step?: string } = {},
+): Promise<ViewsResult[]> {
   const start = performance.now();
   if (new Set(views.map((v) => v.id)).size !== views.length) throw new HeadswapError('views must have distinct ids');
   const batchSize = Math.max(1, options.batchSize ?? 16);
-  const fingerprint = backbone.fingerprint;
-  const found = new Map<string, ViewFeature>();
+  const members = backbones.map((backbone) => ({ backbone, fingerprint: backbone.fingerprint, pixels: pixelsKey(backbone.preprocessing), found: new Map<string, ViewFeature>(), cached: 0, computed: 0 }));
+  type Member = (typeof members)[number];
   const key = (path: string, variant: string): string => `${variant}\n${path}`;
   const skipped = new Map<string, string>();
-  let cached = 0;
-  let computed = 0;
   const jobs: Job[] = paths.flatMap((path) => views.map((view) => ({ path, view })));
   const report = progressTracker(options.step ?? 'features', jobs.length, options.onProgress);
 
-  const prepare = async (chunk: readonly Job[]): Promise<{ job: Job; hash: string; image: RgbImage }[]> => {
+  /** Per backbone, the decoded images of the chunk's cache misses. */
+  const prepare = async (chunk: readonly Job[]): Promise<Map<Member, { job: Job; hash: string; image: RgbImage }[]>> => {
     const files = new Map<string, Promise<{ bytes: Buffer; hash: string } | undefined>>();
     for (const { path } of chunk) {
       if (files.has(path) || skipped.has(path)) continue;
@@ -104,35 +122,45 @@ export async function extractViews(
       const f = await p;
       if (f) read.set(path, f);
     }
-    // One cache lookup per view present in the chunk.
-    const hits = new Map<string, Float32Array>();
+    // One cache lookup per backbone and view present in the chunk.
+    const hits = new Map<Member, Map<string, Float32Array>>(members.map((m) => [m, new Map()]));
     if (options.cache) {
       for (const view of new Set(chunk.map((j) => j.view))) {
         const hashes = chunk.filter((j) => j.view === view && read.has(j.path)).map((j) => read.get(j.path)!.hash);
-        for (const [hash, v] of options.cache.getMany(fingerprint, hashes, view.id)) hits.set(key(hash, view.id), v);
+        for (const m of members) for (const [hash, v] of options.cache.getMany(m.fingerprint, hashes, view.id)) hits.get(m)!.set(key(hash, view.id), v);
       }
     }
-    const decoded = await Promise.all(
+    const decodedJobs = await Promise.all(
       chunk.map(async (job) => {
+        const images = new Map<Member, { job: Job; hash: string; image: RgbImage }>();
         const f = read.get(job.path);
-        if (!f) return undefined;
-        const hit = hits.get(key(f.hash, job.view.id));
-        if (hit) {
-          found.set(key(job.path, job.view.id), { path: job.path, hash: f.hash, variant: job.view.id, vector: hit });
-          cached++;
-          return undefined;
+        if (!f) return images;
+        const missing: Member[] = [];
+        for (const m of members) {
+          const hit = hits.get(m)!.get(key(f.hash, job.view.id));
+          if (!hit) missing.push(m);
+          else {
+            m.found.set(key(job.path, job.view.id), { path: job.path, hash: f.hash, variant: job.view.id, vector: hit });
+            m.cached++;
+          }
         }
-        try {
-          const image = await job.view.render({ name: job.path, data: f.bytes, hash: f.hash }, backbone.preprocessing, options);
-          return { job, hash: f.hash, image };
-        } catch (err) {
-          if (!(err instanceof HeadswapError)) throw err;
-          skipped.set(job.path, err.message.startsWith(job.path) ? err.message.slice(job.path.length + 2) : err.message);
-          return undefined;
+        const decoded = new Map<string, RgbImage>();
+        for (const m of missing) {
+          try {
+            let image = decoded.get(m.pixels);
+            if (!image) decoded.set(m.pixels, (image = await job.view.render({ name: job.path, data: f.bytes, hash: f.hash }, m.backbone.preprocessing, options)));
+            images.set(m, { job, hash: f.hash, image });
+          } catch (err) {
+            if (!(err instanceof HeadswapError)) throw err;
+            skipped.set(job.path, err.message.startsWith(job.path) ? err.message.slice(job.path.length + 2) : err.message);
+            return new Map<Member, { job: Job; hash: string; image: RgbImage }>();
+          }
         }
+        return images;
       }),
     );
-    return decoded.filter((d) => d !== undefined);
+    // In chunk order, whatever order the decodes finished in.
+    return new Map(members.map((m) => [m, decodedJobs.flatMap((d) => d.get(m) ?? [])]));
   };
 
   const chunks: Job[][] = [];
@@ -143,12 +171,14 @@ export async function extractViews(
     const pending = await next!;
     next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
     try {
-      if (pending.length > 0) {
-        const { data, dims } = await backbone.features(pending.map((p) => p.image));
-        const rows = pending.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
-        options.cache?.putMany(rows.map((r) => ({ key: { backbone: fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
-        for (const r of rows) found.set(key(r.path, r.variant), r);
-        computed += rows.length;
+      for (const m of members) {
+        const batch = pending.get(m)!;
+        if (batch.length === 0) continue;
+        const { data, dims } = await m.backbone.features(batch.map((p) => p.image));
+        const rows = batch.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
+        options.cache?.putMany(rows.map((r) => ({ key: { backbone: m.fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
+        for (const r of rows) m.found.set(key(r.path, r.variant), r);
+        m.computed += rows.length;
       }
     } catch (err) {
       // Settle the read-ahead before the caller closes the cache it reads, or its rejection crashes the process.
@@ -158,8 +188,10 @@ export async function extractViews(
     done += chunks[i]!.length;
     report(done);
   }
-  const features = paths.filter((p) => !skipped.has(p)).flatMap((p) => views.flatMap((v) => found.get(key(p, v.id)) ?? []));
-  return { features, skipped: [...skipped].map(([path, reason]) => ({ path, reason })), cached, computed, millis: performance.now() - start };
+  const kept = paths.filter((p) => !skipped.has(p));
+  const skips = [...skipped].map(([path, reason]) => ({ path, reason }));
+  const millis = performance.now() - start;
+  return members.map((m) => ({ features: kept.flatMap((p) => views.flatMap((v) => m.found.get(key(p, v.id)) ?? [])), skipped: skips, cached: m.cached, computed: m.computed, millis }));
 }
 
 /** Feature vectors for a list of image files, in the same order (skipped files left out): extractViews with the plain view. */

@@ -8,7 +8,7 @@ import { exportEnsembleGraph } from '../export/graph.js';
 import type { ModelMetadata } from '../export/metadata.js';
 import { assertOutputFree, writeModelFolder } from '../export/write.js';
 import { openFeatureCache, type FeatureCache } from '../features/cache.js';
-import { augmentView, extractAugmented, extractFeatures, extractViews, type ExtractedFeature, type ViewsResult } from '../features/extract.js';
+import { PLAIN_VIEW, augmentView, extractViewsOf, type ExtractedFeature, type ViewsResult } from '../features/extract.js';
 import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRow, type TrainedHead } from '../head/train.js';
 import { flipSpec } from '../image/augment.js';
 import { openRunStore } from '../runs/store.js';
@@ -74,56 +74,37 @@ async function splitPhotos(plan: TrainPlan, warn: Warn) {
 }
 
 /**
- * Every pass one backbone needs, cached: the plain photos, the training views of the training and
- * validation photos, and the mirror of the test photos.
+ * Every backbone pass the plan needs, cached, for all the backbones at once (each photo read and
+ * decoded once for them): the plain photos, the training views of the training and validation
+ * photos, and the mirror of the test photos. A photo is used when every backbone could read it.
  */
-async function extractMember(backbone: Backbone, photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined) {
+async function extractAll(backbones: readonly Backbone[], photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
   const more = { cache, ...plan.extract };
   const all = [...photos.train, ...photos.validation, ...photos.test];
-  const plain = await extractFeatures(backbone, all.map((f) => f.path), more);
-  const byPath = new Map(plain.features.map((f) => [f.path, f]));
-  const readable = (files: readonly ImageFile[]): string[] => files.filter((f) => byPath.has(f.path)).map((f) => f.path);
-  const views = plan.views.length > 0 ? await extractAugmented(backbone, readable([...photos.train, ...photos.validation]), plan.views, more) : undefined;
-  const mirrored = tta ? await extractViews(backbone, readable(photos.test), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
-  const viewsOf = byPathOf(views);
-  const mirrorOf = byPathOf(mirrored);
-  const rowOf = (file: ImageFile): { hash: string; row: LabeledRow } | undefined => {
-    const f: ExtractedFeature | undefined = byPath.get(file.path);
-    return f && { hash: f.hash, row: { vector: f.vector, label: file.label, views: viewsOf.get(file.path), mirror: mirrorOf.get(file.path)?.[0] } };
-  };
-  const passes = [plain, ...(views ? [views] : []), ...(mirrored ? [mirrored] : [])];
-  return {
-    rowOf,
-    skipped: plain.skipped,
-    // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
-    viewSkipped: [...(views?.skipped ?? []), ...(mirrored?.skipped ?? [])],
-    featureDims: plain.features[0]?.vector.length ?? 0,
-    cached: passes.reduce((n, r) => n + r.cached, 0),
-    computed: passes.reduce((n, r) => n + r.computed, 0),
-  };
-}
-
-/** Every backbone's passes; a photo is used when every backbone could read it. */
-async function extractAll(backbones: readonly Backbone[], photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
-  const members: Awaited<ReturnType<typeof extractMember>>[] = [];
-  for (const b of backbones) members.push(await extractMember(b, photos, plan, tta, cache));
-  // The backbones decode alike, so a file one cannot read is said once.
-  const once = (list: readonly { readonly path: string; readonly reason: string }[]) => [...new Map(list.map((s) => [s.path, s])).values()];
-  const skipped = once(members.flatMap((m) => m.skipped));
+  const plain = await extractViewsOf(backbones, all.map((f) => f.path), [PLAIN_VIEW], more);
+  const skipped = plain[0]!.skipped;
   for (const s of skipped) warn(`skipped ${s.path}: ${s.reason}`);
-  for (const s of once(members.flatMap((m) => m.viewSkipped))) warn(`no augmented view of ${s.path}: ${s.reason}`);
+  const byPath = plain.map((r) => new Map(r.features.map((f) => [f.path, f])));
+  const readable = (files: readonly ImageFile[]): string[] => files.filter((f) => byPath[0]!.has(f.path)).map((f) => f.path);
+  const views = plan.views.length > 0 ? await extractViewsOf(backbones, readable([...photos.train, ...photos.validation]), plan.views.map(augmentView), { ...more, step: 'augment' }) : undefined;
+  const mirrored = tta ? await extractViewsOf(backbones, readable(photos.test), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
+  // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
+  for (const s of [...(views?.[0]!.skipped ?? []), ...(mirrored?.[0]!.skipped ?? [])]) warn(`no augmented view of ${s.path}: ${s.reason}`);
+  const viewsOf = backbones.map((_, m) => byPathOf(views?.[m]));
+  const mirrorOf = backbones.map((_, m) => byPathOf(mirrored?.[m]));
   const labeled = (files: readonly ImageFile[]): Labeled[] =>
     files.flatMap((file) => {
-      const found = members.map((m) => m.rowOf(file));
+      const found: (ExtractedFeature | undefined)[] = byPath.map((b) => b.get(file.path));
       if (found.some((f) => !f)) return [];
-      return [{ file, hash: found[0]!.hash, rows: found.map((f) => f!.row) }];
+      return [{ file, hash: found[0]!.hash, rows: found.map((f, m) => ({ vector: f!.vector, label: file.label, views: viewsOf[m]!.get(file.path), mirror: mirrorOf[m]!.get(file.path)?.[0] })) }];
     });
+  const passes = [...plain, ...(views ?? []), ...(mirrored ?? [])];
   return {
     sets: { train: labeled(photos.train), validation: labeled(photos.validation), test: labeled(photos.test) },
     skipped,
-    featureDims: members.map((m) => m.featureDims),
-    cached: members.reduce((n, m) => n + m.cached, 0),
-    computed: members.reduce((n, m) => n + m.computed, 0),
+    featureDims: plain.map((r) => r.features[0]?.vector.length ?? 0),
+    cached: passes.reduce((n, r) => n + r.cached, 0),
+    computed: passes.reduce((n, r) => n + r.computed, 0),
   };
 }
 
