@@ -20,7 +20,11 @@ export type Feeds = Record<string, Tensor>;
 
 /**
  * headswap's settings for every session. One inter-op thread and sequential execution: parallel
- * branches would add nothing on these graphs and make timing noisier.
+ * branches would add nothing on these graphs and make timing noisier. `x64quantprecision`: on x86
+ * CPUs without VNNI, onnxruntime's int8 kernels add pairs of products in saturating int16
+ * (13% of the bundled MobileNetV2's first-layer outputs off by up to 19 steps, pooled features by
+ * up to 2.0), so results depended on the CPU and differed from onnxruntime-web's and other
+ * runtimes'; with it, those CPUs use exact kernels (1.6x slower there; a no-op elsewhere).
  */
 export function sessionOptions(threads?: number): SessionOptions {
   return {
@@ -28,6 +32,7 @@ export function sessionOptions(threads?: number): SessionOptions {
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    extra: { session: { x64quantprecision: '1' } },
   };
 }
 

@@ -6,6 +6,7 @@ import { loadRgb, packBatch } from '../../src/image/preprocess.js';
 import { createRng, normal } from '../../src/util/random.js';
 import { exportClassifierGraph, exportEnsembleGraph } from '../../src/export/graph.js';
 import { mergeModels } from '../../src/onnx/merge.js';
+import { sessionOptions } from '../../src/runtime/session.js';
 import { node, onnx } from '../../src/onnx/proto.js';
 import { averageProbabilities, predictHead, standardization } from '../../src/head/train.js';
 import type { HeadWeights } from '../../src/head/weights.js';
@@ -47,7 +48,8 @@ function randomHead(seed = 5): HeadWeights {
 }
 
 async function runGraph(bytes: Uint8Array): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(bytes);
+  // headswap's own session settings: the features it is compared with came through them.
+  const session = await ort.InferenceSession.create(bytes, sessionOptions());
   try {
     const out = await session.run({ pixels: new ort.Tensor('uint8', pixels, [FILES.length, 224, 224, 3]) });
     assert.deepEqual(out.probabilities!.dims, [FILES.length, 3]);
