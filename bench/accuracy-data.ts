@@ -1,6 +1,6 @@
 /**
  * The data sets of bench/accuracy.ts. clothing7 is the bundled one. The second set is drawn from
- * /work/shared/datasets/clothing10-all (same source, 10 classes, thousands of photos): its train/
+ * ../shared/datasets/clothing10-all (beside the repository) (same source, 10 classes, thousands of photos): its train/
  * subsampled to 10-33 photos per class (seeded), scored on its test/. clothing7 was itself cut
  * from that pool (its photos re-encoded, so their sha256 differ but the UUID file names match:
  * all 150 of clothing7/train are in clothing10/train, and 83 of clothing7/test in clothing10/test),
@@ -15,7 +15,8 @@ import { createRng } from '../src/util/random.js';
 import { sha256 } from '../src/util/fs.js';
 import { packagePath } from '../src/util/paths.js';
 
-export const CLOTHING10 = process.env.CLOTHING10 ?? '/work/shared/datasets/clothing10-all';
+/** clothing10-all from the workplace's shared data beside the repository (`../shared`), or $CLOTHING10. */
+export const CLOTHING10 = process.env.CLOTHING10 ?? packagePath('..', 'shared', 'datasets', 'clothing10-all');
 
 export interface BenchSet {
   readonly name: string;
