@@ -14,8 +14,14 @@ import { IMAGENET_CROP_224 } from './zoo.js';
 /** The network's own classifier output and whether softmax still has to be applied to it. */
 type Classifier = Pick<NonNullable<ZooEntry['classifier']>, 'tensor' | 'activation'>;
 
-/** TF.js image models mostly take pixels scaled to [0, 1] (the import issue's default). */
+/** TF.js image models mostly take pixels scaled to [0, 1] (the import issue's default); so do TFLite ones whose file says nothing. */
 const TFJS_DEFAULTS: Partial<Preprocessing> = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
+
+/** Preprocessing defaults of a network outside the zoo: a converted one's (TF.js, TFLite: what its file states), else none (ImageNet's). */
+function convertedDefaults(source: ResolvedSource): Partial<Preprocessing> | undefined {
+  if (source.tflite) return { ...TFJS_DEFAULTS, ...source.tflite.preprocessing };
+  return source.tfjs ? TFJS_DEFAULTS : undefined;
+}
 
 export interface BackboneOptions {
   /** Overrides of the preprocessing (required knowledge for a model that is not in the zoo). */
@@ -137,7 +143,7 @@ export class Backbone {
     const dims = inputDims(model, resolved.origin);
     const preprocessing = entry
       ? { ...entry.preprocessing, ...options.preprocessing }
-      : customPreprocessing(dims, resolved.tfjs ? { ...TFJS_DEFAULTS, ...options.preprocessing } : options.preprocessing, resolved.origin);
+      : customPreprocessing(dims, { ...convertedDefaults(resolved), ...options.preprocessing }, resolved.origin);
     // Undefined when the graph has no recognisable classifier: classify still works, features ask for --feature.
     let feature = options.feature ?? defaultCut(model, entry, resolved.origin);
     let mapSize: [number, number] | undefined;
@@ -160,6 +166,11 @@ export class Backbone {
       const producer = model.graph?.node?.find((n) => n.output?.includes(tensor));
       classifier = { tensor, activation: producer?.opType === 'Softmax' ? 'none' : 'softmax' };
       labels = resolved.tfjs.labels;
+    } else if (resolved.tflite?.labels && resolved.tflite.outputs[0]) {
+      // A TFLite classifier with labels (metadata or labels.txt): its first output, a softmax's or logits.
+      const tensor = resolved.tflite.outputs[0];
+      classifier = { tensor, activation: resolved.tflite.probabilities.includes(tensor) ? 'none' : 'softmax' };
+      labels = resolved.tflite.labels;
     }
     return new Backbone(entry?.id ?? 'custom', resolved, preprocessing, feature, labels, model, options.threads, classifier, dims[0] === 1 ? 1 : Infinity, mapSize);
   }

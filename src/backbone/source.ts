@@ -3,7 +3,9 @@ import { stat } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadswapError, describeError } from '../errors.js';
+import type { Preprocessing } from '../image/types.js';
 import { importTfjs } from '../import/import-tfjs.js';
+import { importTflite } from '../import/import-tflite.js';
 import { tfjsDownloadFolder } from '../import/tfjs/read.js';
 import { cacheDir, download, modelsDir, normalizeSha, type DownloadOptions } from '../runtime/download.js';
 import { errnoCode, sha256, sha256File } from '../util/fs.js';
@@ -15,12 +17,18 @@ export interface ResolvedSource {
   /** Absolute path of the local ONNX file. */
   path: string;
   sha256: string;
-  kind: 'zoo-bundled' | 'zoo-download' | 'file' | 'url' | 'tfjs';
+  kind: 'zoo-bundled' | 'zoo-download' | 'file' | 'url' | 'tfjs' | 'tflite';
   entry?: ZooEntry;
   /** Zoo id, path or URL as the user gave it. */
   origin: string;
   /** For a TF.js model converted to ONNX: its output tensors and the labels.txt beside it. */
   tfjs?: { outputs: string[]; labels?: string[] };
+  /**
+   * For a TFLite model converted to ONNX: its outputs (and which already are probabilities), the
+   * labels from its metadata or a labels.txt beside it, the pixel scaling its file states, and
+   * the sha256 of the .tflite file.
+   */
+  tflite?: { outputs: string[]; probabilities: string[]; labels?: string[]; preprocessing?: Partial<Preprocessing>; sha256: string };
 }
 
 export interface ResolveOptions extends DownloadOptions {
@@ -43,10 +51,11 @@ export async function resolveSource(source: string, options: ResolveOptions = {}
     return resolveEntry(entry, options);
   }
   if (/^https?:\/\/[^?#]*\.json([?#].*)?$/i.test(source)) return resolveTfjs(source, options);
+  if (/^https?:\/\/[^?#]*\.tflite([?#].*)?$/i.test(source)) return resolveTflite(source, source, options);
   if (/^https?:\/\//i.test(source)) return resolveUrl(source, options);
   if (/^file:\/\//i.test(source)) return resolveFile(fileURLToPath(source), source, expected, options);
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(source)) {
-    throw new HeadswapError(`unsupported URL '${source}'; give an http(s) URL, a .onnx file path or a zoo id`);
+    throw new HeadswapError(`unsupported URL '${source}'; give an http(s) URL, a .onnx or .tflite file path or a zoo id`);
   }
   return resolveFile(source, source, expected, options);
 }
@@ -54,7 +63,8 @@ export async function resolveSource(source: string, options: ResolveOptions = {}
 /** Whether a zoo entry runs without a download: bundled, or already in the cache folder `root`. */
 export function availableOffline(entry: ZooEntry, root?: string): boolean {
   if (entry.bundled) return true;
-  return existsSync(entry.format === 'tfjs' ? tfjsDownloadFolder(entry.url, root ?? cacheDir()) : join(modelsDir(root), `${entry.sha256}.onnx`));
+  if (entry.format === 'tfjs') return existsSync(tfjsDownloadFolder(entry.url, root ?? cacheDir()));
+  return existsSync(join(modelsDir(root), `${entry.sha256}.${entry.format}`));
 }
 
 /** Resolves one zoo entry: its bundled file, or its download in the cache. Exported so tests can inject entries. */
@@ -66,16 +76,19 @@ export async function resolveEntry(entry: ZooEntry, options: ResolveOptions = {}
     if (actual !== entry.sha256) {
       throw new HeadswapError(`bundled model ${path} is corrupt (sha256 ${actual}, expected ${entry.sha256}); reinstall headswap`);
     }
+    // A bundled .tflite ships as itself and is converted on first use (the converted graph is cached).
+    if (entry.format === 'tflite') return { ...(await resolveTflite(path, entry.id, options)), entry };
     return { path, sha256: actual, kind: 'zoo-bundled', entry, origin: entry.id };
   }
-  // An ONNX download is only ever trusted by its pinned hash.
-  if (!entry.sha256) throw new HeadswapError(`zoo entry ${entry.id} has no sha256 for its ONNX file; pin one`);
+  // A download is only ever trusted by its pinned hash.
+  if (!entry.sha256) throw new HeadswapError(`zoo entry ${entry.id} has no sha256 for its ${entry.format === 'tflite' ? '.tflite' : 'ONNX'} file; pin one`);
   const expected = normalizeSha(entry.sha256) as string;
   // Named by content and only ever renamed into place after verification, so an existing file is trusted.
-  const path = join(modelsDir(options.cacheDir), `${expected}.onnx`);
+  const path = join(modelsDir(options.cacheDir), `${expected}.${entry.format}`);
   if (!(await isFile(path))) {
     await download(entry.url, path, { ...downloadOptions(options), expectedSha256: expected });
   }
+  if (entry.format === 'tflite') return { ...(await resolveTflite(path, entry.id, options)), entry };
   return { path, sha256: expected, kind: 'zoo-download', entry, origin: entry.id };
 }
 
@@ -103,6 +116,24 @@ async function resolveTfjs(source: string, options: ResolveOptions): Promise<Res
   };
 }
 
+/** A TFLite model (file or URL), converted once to ONNX and cached by content; `sha256` is the converted graph's. */
+async function resolveTflite(source: string, origin: string, options: ResolveOptions): Promise<ResolvedSource> {
+  const imported = await importTflite(source, { cacheDir: options.cacheDir });
+  return {
+    path: imported.onnxPath,
+    sha256: imported.sha256,
+    kind: 'tflite',
+    origin,
+    tflite: {
+      outputs: imported.outputs,
+      probabilities: imported.probabilities,
+      ...(imported.labels ? { labels: imported.labels } : {}),
+      ...(imported.preprocessing ? { preprocessing: imported.preprocessing } : {}),
+      sha256: imported.tfliteSha256,
+    },
+  };
+}
+
 async function resolveFile(given: string, origin: string, expected: string | undefined, options: ResolveOptions = {}): Promise<ResolvedSource> {
   const path = resolvePath(given);
   let stats: Stats;
@@ -121,8 +152,13 @@ async function resolveFile(given: string, origin: string, expected: string | und
   }
   if (!stats.isFile()) throw new HeadswapError(`${path} is not a regular file; give the path of a .onnx model file`);
   if (/\.json$/i.test(path)) return resolveTfjs(path, { cacheDir: options.cacheDir });
+  if (/\.tflite$/i.test(path)) {
+    // A pin names the .tflite file the user has, checked before any conversion.
+    if (expected) checkExpected(path, await sha256File(path), expected);
+    return resolveTflite(path, origin, options);
+  }
   if (!/\.onnx$/i.test(path)) {
-    throw new HeadswapError(`${path} is not an .onnx file; headswap runs ONNX models: export or convert the model to ONNX (e.g. torch.onnx.export, tf2onnx)`);
+    throw new HeadswapError(`${path} is not an .onnx file; headswap runs ONNX models (and converts .tflite and TF.js ones): export or convert the model to ONNX (e.g. torch.onnx.export, tf2onnx)`);
   }
   let actual: string;
   try {

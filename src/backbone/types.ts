@@ -8,9 +8,12 @@ export interface ZooEntry {
   readonly architecture: string;
   /** What it was trained on and for. */
   readonly trainedOn: string;
-  /** 'onnx': one ONNX file. 'tfjs': a TensorFlow.js model (model.json + weight shards), converted to ONNX once. */
-  readonly format: 'onnx' | 'tfjs';
-  /** Public download URL of the ONNX file, or of the TF.js model.json (with any query its host needs). */
+  /**
+   * 'onnx': one ONNX file. 'tfjs': a TensorFlow.js model (model.json + weight shards), 'tflite':
+   * a TensorFlow Lite file; both converted to ONNX once, on first use, and cached by content.
+   */
+  readonly format: 'onnx' | 'tfjs' | 'tflite';
+  /** Public download URL of the ONNX or .tflite file, or of the TF.js model.json (with any query its host needs). */
   readonly url: string;
   /**
    * sha256 of the file at `url`; a download that does not match is refused. null where the
@@ -23,7 +26,7 @@ export interface ZooEntry {
   /** Path of the file inside this package when it ships with headswap (works offline). */
   readonly bundled?: string;
   readonly preprocessing: Preprocessing;
-  /** Where features are cut; 'output': the network's own (first) output, a feature-vector model. */
+  /** Where features are cut (for a converted model, a tensor of the converted graph); 'output': the network's own (first) output, a feature-vector model. */
   readonly feature: FeatureCut | 'output';
   /** Width of the feature vector. */
   readonly featureDims: number;

@@ -27,6 +27,27 @@ const BUNDLED: ZooEntry[] = [
     imagenet: { top1: 68.3, top5: 88.4 },
     params: 3_500_000,
   },
+  {
+    id: 'mobilenet_edgetpu',
+    title: 'MobileNet-EdgeTPU 1.0, uint8 (TensorFlow Lite, MLCommons)',
+    architecture: 'MobileNet-EdgeTPU (fused and depthwise inverted bottlenecks), width 1.0, 224 px, uint8-quantized',
+    trainedOn: 'ImageNet-1k classification (TensorFlow model garden), 1001 classes with background',
+    format: 'tflite',
+    url: 'https://github.com/mlcommons/mobile_models/raw/main/v0_7/tflite/mobilenet_edgetpu_224_1.0_uint8.tflite',
+    sha256: '5d63cb8ebd518217794221bbcb929ebb89c5ec37d736429a95650e88f9e904fa',
+    bytes: 4_193_912,
+    bundled: 'models/mobilenet_edgetpu/mobilenet_edgetpu_224_1.0_uint8.tflite',
+    // The input's quantization: a pixel p is (p - 128) / 127.
+    preprocessing: { ...IMAGENET_CROP_224, scale: 1, mean: [128, 128, 128], std: [127, 127, 127], layout: 'NHWC' },
+    // The last 1x1 convolution's map, [N,1280,7,7] inside the converted graph, before the 7x7 average pool.
+    feature: { tensor: 'MobilenetEdgeTPU/Conv_1/Relu', pooling: 'avg-nchw' },
+    featureDims: 1280,
+    classifier: { tensor: 'MobilenetEdgeTPU/Predictions/Softmax', labels: 'models/mobilenet_edgetpu/labels.txt', activation: 'none' },
+    license: 'Apache-2.0 (MLCommons mobile_models; TensorFlow model garden)',
+    homepage: 'https://github.com/mlcommons/mobile_models/tree/main/v0_7/tflite',
+    imagenet: { top1: 76.2, note: 'float network (MLCommons reference)' },
+    params: 4_073_000,
+  },
 ];
 
 /** Every zoo entry: the bundled (offline) ones first. */

@@ -18,7 +18,7 @@ export interface BackboneFlags {
 
 const POOLINGS: readonly Pooling[] = ['avg-nchw', 'avg-nhwc', 'first-token', 'none'];
 
-function triple(value: string): [number, number, number] {
+export function triple(value: string): [number, number, number] {
   const parts = value.split(',').map(Number);
   if (parts.length !== 3 || !parts.every(Number.isFinite)) throw new InvalidArgumentError(`'${value}' is not three numbers like 0.485,0.456,0.406.`);
   return parts as [number, number, number];
@@ -40,7 +40,7 @@ function feature(value: string): { tensor: string; pooling: Pooling } {
 }
 
 /** Options that pick a backbone and, for a network outside the zoo, say how to feed it and where to cut. */
-export function addBackboneOptions(cmd: Command, baseHelp = "backbone: zoo id ('headswap backbones'), .onnx file, TF.js model folder/model.json, or URL"): Command {
+export function addBackboneOptions(cmd: Command, baseHelp = "backbone: zoo id ('headswap backbones'), .onnx file, .tflite file, TF.js model folder/model.json, or URL"): Command {
   return addPreprocessingOptions(cmd.option('--base <id|path|url>', baseHelp, DEFAULT_BACKBONE));
 }
 

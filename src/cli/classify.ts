@@ -18,7 +18,7 @@ export function registerClassify(program: Command): void {
       .command('classify')
       .description("the pretrained backbone's own predictions (ImageNet's 1000 classes for the default)")
       .argument('<paths...>', 'image files and folders'),
-    'backbone with its own classifier and labels (zoo id, .onnx, TF.js folder with labels.txt, or URL)',
+    'backbone with its own classifier and labels (zoo id, .onnx, .tflite with label metadata or labels.txt, TF.js folder with labels.txt, or URL)',
   )
     .option('--top <k>', 'how many classes per image', int(1, 1000), 5)
     .option('--json', 'one JSON object per line')

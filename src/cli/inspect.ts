@@ -10,8 +10,8 @@ export function registerInspect(program: Command): void {
   addPreprocessingOptions(
     program
       .command('inspect')
-      .description('list the tensors of a model (ONNX, or TF.js converted) with their shapes, and the default feature cut')
-      .argument('<model>', 'zoo id, .onnx file, TF.js model folder/model.json, or URL'),
+      .description('list the tensors of a model (ONNX, or TF.js / TFLite converted) with their shapes, and the default feature cut')
+      .argument('<model>', 'zoo id, .onnx file, .tflite file, TF.js model folder/model.json, or URL'),
   )
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  headswap inspect ./darknet   # then: headswap train photos --base ./darknet --feature leaky_re_lu_14')

@@ -1,8 +1,10 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { HeadswapError } from '../errors.js';
+import type { Preprocessing } from '../image/types.js';
 import { openPredictor, streamPredictions } from '../predict/files.js';
+import { triple } from './backbone-options.js';
 import { skippedSummary, warn } from './output.js';
-import { int } from './parse.js';
+import { int, num } from './parse.js';
 import { writePredictions } from './predictions.js';
 
 interface Flags {
@@ -10,22 +12,36 @@ interface Flags {
   json?: boolean;
   csv?: boolean;
   pixelLimit?: number;
+  resize?: Preprocessing['resize'];
+  scale?: number;
+  mean?: [number, number, number];
+  std?: [number, number, number];
 }
 
 export function registerPredict(program: Command): void {
   program
     .command('predict')
     .description('classify images with a model folder written by train')
-    .argument('<model>', "model folder written by 'headswap train', or a Teachable Machine image export (model.json, weights.bin, metadata.json)")
+    .argument('<model>', "model folder written by 'headswap train', a Teachable Machine image export (model.json, weights.bin, metadata.json), or a .tflite image classifier (file or URL)")
     .argument('<paths...>', 'image files and folders (walked recursively)')
     .option('--top <k>', 'how many classes to show per image', int(1, 1000), 3)
     .option('--json', 'one JSON object per line')
     .option('--csv', 'CSV with a header row')
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
-    .addHelpText('after', '\nExamples:\n  headswap predict ./photos.model ./new-images/ --top 3\n  headswap predict ./photos.model a.jpg b.png --csv > predictions.csv')
+    .addOption(new Option('--resize <policy>', 'for a .tflite classifier: crop (shorter side, then center crop), squash or pad').choices(['crop', 'squash', 'pad']))
+    .option('--scale <x>', 'for a .tflite classifier: multiply pixel values (0-255) by this first (default: from its input quantization or metadata, else 1/255)', num(1e-9, 1e9))
+    .option('--mean <r,g,b>', 'for a .tflite classifier: per-channel mean subtracted after scaling', triple)
+    .option('--std <r,g,b>', 'for a .tflite classifier: per-channel std divided by after the mean', triple)
+    .addHelpText('after', '\nExamples:\n  headswap predict ./photos.model ./new-images/ --top 3\n  headswap predict ./photos.model a.jpg b.png --csv > predictions.csv\n  headswap predict ./flowers.tflite ./new-images/')
     .action(async (model: string, paths: string[], f: Flags) => {
       if (f.json && f.csv) throw new HeadswapError('--json and --csv exclude each other; pick one');
-      const predictor = await openPredictor(model, { pixelLimit: f.pixelLimit });
+      const preprocessing: Partial<Preprocessing> = {
+        ...(f.resize ? { resize: f.resize } : {}),
+        ...(f.scale !== undefined ? { scale: f.scale } : {}),
+        ...(f.mean ? { mean: f.mean } : {}),
+        ...(f.std ? { std: f.std } : {}),
+      };
+      const predictor = await openPredictor(model, { pixelLimit: f.pixelLimit, preprocessing });
       let skipped = 0;
       try {
         const stream = streamPredictions(predictor.model, paths, {

@@ -22,13 +22,34 @@ export interface Value {
 
 export type Padding = 'same' | 'valid' | { readonly explicit: readonly [number, number, number, number] };
 
+/** Integers stand for `scale * (q - zeroPoint)`: one scale and zero point per tensor, or one per output channel. */
+export interface Quantization {
+  readonly scale: Float32Array;
+  readonly zeroPoint: Int32Array;
+}
+
+/**
+ * Constant weights as the source file stores them, kept as compact in the ONNX file: float32 as
+ * is; IEEE half floats (a Uint16Array of their bits) behind a Cast; integers (with their
+ * `quantization`, which they then need) behind a DequantizeLinear, the form onnxruntime fuses
+ * into integer kernels.
+ */
+export interface Weights {
+  readonly data: Float32Array | Uint16Array | Int8Array | Uint8Array | Int32Array;
+  /** TF layout: conv [kh, kw, in/groups, out], depthwise [kh, kw, in, multiplier], dense [in, out]. */
+  readonly shape: readonly number[];
+  readonly quantization?: Quantization;
+}
+
+type NumericArray = Weights['data'];
+
 export interface ConvOptions {
   readonly strides: readonly [number, number];
   readonly dilations: readonly [number, number];
   readonly padding: Padding;
   /** Channel groups of a grouped convolution (Keras `groups`); depthwise is separate. */
   readonly groups?: number;
-  readonly bias?: Float32Array;
+  readonly bias?: Float32Array | Weights;
 }
 
 export type Activation =
@@ -55,12 +76,17 @@ export function samePads(size: number, kernel: number, stride: number, dilation:
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
+/** An initializer of raw little-endian values (integers, or float16 bits). */
+function typedTensor(name: string, dims: number[], dataType: number, data: Exclude<NumericArray, Float32Array>): TensorProto {
+  return { name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
 function count(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
 /** Copies `data` of `shape` transposed by `perm` (out dim i = in dim perm[i]). */
-function transposeData<T extends Float32Array | Int32Array>(data: T, shape: readonly number[], perm: readonly number[]): T {
+export function transposeData<T extends NumericArray>(data: T, shape: readonly number[], perm: readonly number[]): T {
   const rank = shape.length;
   const outShape = perm.map((p) => shape[p]!);
   const inStrides = new Array<number>(rank).fill(1);
@@ -141,6 +167,40 @@ export class GraphBuilder {
     const name = this.fresh(base);
     this.inits.push(floatTensor(name, dims, values));
     return name;
+  }
+
+  /**
+   * An initializer for weights already in ONNX layout, stored as `data` is (see `Weights`);
+   * per-channel scales run along `axis`. Returns the name of the float tensor.
+   */
+  private weights(base: string, dims: number[], data: NumericArray, q: Quantization | undefined, axis: number): string {
+    if (data instanceof Float32Array) return this.init(base, dims, data);
+    if (data instanceof Uint16Array) {
+      const half = this.fresh(`${base}/float16`);
+      this.inits.push(typedTensor(half, dims, DataType.FLOAT16, data));
+      return this.emit('Cast', [half], this.fresh(base), [attr.int('to', DataType.FLOAT)]);
+    }
+    if (!q) throw new HeadswapError(`${base}: integer weights without a scale and zero point`);
+    const channels = dims[axis] ?? 1;
+    if (q.scale.length !== q.zeroPoint.length || (q.scale.length !== 1 && q.scale.length !== channels)) {
+      throw new HeadswapError(`${base}: ${q.scale.length} scales and ${q.zeroPoint.length} zero points for ${channels} channels`);
+    }
+    const type = data instanceof Int8Array ? DataType.INT8 : data instanceof Uint8Array ? DataType.UINT8 : DataType.INT32;
+    const quantized = this.fresh(`${base}/quantized`);
+    this.inits.push(typedTensor(quantized, dims, type, data));
+    const [scale, zero] = this.quantParams(base, q.scale, q.zeroPoint, type);
+    const perChannel = q.scale.length > 1 ? [attr.int('axis', axis)] : [];
+    return this.emit('DequantizeLinear', [quantized, scale, zero], this.fresh(base), perChannel);
+  }
+
+  /** Scale and zero-point initializers: scalars for one value, vectors for per-channel ones. */
+  private quantParams(base: string, scale: Float32Array, zeroPoint: Int32Array, type: number): [string, string] {
+    const dims = scale.length === 1 ? [] : [scale.length];
+    const s = this.init(`${base}/scale`, dims, scale);
+    const z = this.fresh(`${base}/zero_point`);
+    const zeros = type === DataType.INT8 ? Int8Array.from(zeroPoint) : type === DataType.UINT8 ? Uint8Array.from(zeroPoint) : Int32Array.from(zeroPoint);
+    this.inits.push(typedTensor(z, dims, type, zeros));
+    return [s, z];
   }
 
   private int64(base: string, values: number[]): string {
@@ -243,11 +303,11 @@ export class GraphBuilder {
    * 2-D convolution. `kernel` is TF's [kh, kw, in/groups, out]; `depthwise` takes TF's
    * [kh, kw, in, multiplier] and makes channel c*multiplier+m, as TF does.
    */
-  conv(x: Value, kernel: { data: Float32Array; shape: readonly number[] }, o: ConvOptions & { depthwise?: boolean }, out: string): Value {
+  conv(x: Value, kernel: Weights, o: ConvOptions & { depthwise?: boolean }, out: string): Value {
     const [n, h, w, c] = this.spatial(x, out);
     const [kh, kw, ki, ko] = kernel.shape as [number, number, number, number];
     if (kernel.shape.length !== 4) throw new HeadswapError(`${out}: kernel has shape [${kernel.shape.join(',')}], expected 4 dimensions`);
-    let weights: Float32Array;
+    let weights: NumericArray;
     let dims: number[];
     let group: number;
     let channels: number;
@@ -265,12 +325,14 @@ export class GraphBuilder {
       dims = [ko, ki, kh, kw];
       channels = ko;
     }
-    if (o.bias && o.bias.length !== channels) throw new HeadswapError(`${out}: bias has ${o.bias.length} values for ${channels} channels`);
+    const bias: Omit<Weights, 'shape'> | undefined = o.bias && (o.bias instanceof Float32Array ? { data: o.bias } : o.bias);
+    if (bias && bias.data.length !== channels) throw new HeadswapError(`${out}: bias has ${bias.data.length} values for ${channels} channels`);
     const [t, b, l, r] = this.pads(h, w, [kh, kw], o.strides, o.dilations, o.padding);
     const oh = this.outSize(h, kh, o.strides[0], o.dilations[0], t, b, out);
     const ow = this.outSize(w, kw, o.strides[1], o.dilations[1], l, r, out);
-    const inputs = [this.use(this.toNchw(x)), this.init(`${out}/weights`, dims, weights)];
-    if (o.bias) inputs.push(this.init(`${out}/bias`, [channels], o.bias));
+    // Per-channel scales follow the output channel: axis 0 of ONNX's [out, in, kh, kw].
+    const inputs = [this.use(this.toNchw(x)), this.weights(`${out}/weights`, dims, weights, kernel.quantization, 0)];
+    if (bias) inputs.push(this.weights(`${out}/bias`, [channels], bias.data, bias.quantization, 0));
     const name = this.emit('Conv', inputs, this.claim(out), [
       attr.ints('kernel_shape', [kh, kw]),
       attr.ints('strides', [...o.strides]),
@@ -389,6 +451,22 @@ export class GraphBuilder {
     return { name: this.emit('Softmax', [this.use(t)], this.claim(out), [attr.int('axis', -1)]), shape: t.shape, nchw: false };
   }
 
+  /** TFLite's HARD_SWISH, x * relu6(x + 3) / 6 (ONNX HardSwish needs opset 14). */
+  hardSwish(x: Value, out: string): Value {
+    const gate = this.unary('HardSigmoid', x, this.fresh(`${out}/gate`), [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)]);
+    return this.binary('Mul', x, gate, out);
+  }
+
+  /**
+   * Rounds `x` to a quantized tensor's grid and back (QuantizeLinear, DequantizeLinear), as the
+   * quantized network stores it; onnxruntime fuses such pairs with the ops around them.
+   */
+  quantize(x: Value, q: { readonly scale: number; readonly zeroPoint: number; readonly type: 'uint8' | 'int8' }, out: string): Value {
+    const [scale, zero] = this.quantParams(out, Float32Array.of(q.scale), Int32Array.of(q.zeroPoint), q.type === 'int8' ? DataType.INT8 : DataType.UINT8);
+    const quantized = this.emit('QuantizeLinear', [this.use(x), scale, zero], this.fresh(`${out}/quantized`));
+    return { name: this.emit('DequantizeLinear', [quantized, scale, zero], this.claim(out)), shape: x.shape, nchw: x.nchw };
+  }
+
   prelu(x: Value, alpha: Value, out: string): Value {
     const [a, s] = this.align(x, alpha, out);
     return { name: this.emit('PRelu', [a, s.name], this.claim(out)), shape: x.shape, nchw: s.nchw };
@@ -424,22 +502,25 @@ export class GraphBuilder {
   }
 
   /** x @ kernel (+ bias) over the last axis; `kernel` is [in, out]. */
-  dense(x: Value, kernel: { data: Float32Array; shape: readonly number[] }, bias: Float32Array | undefined, out: string): Value {
+  dense(x: Value, kernel: Weights, biasData: Float32Array | Weights | undefined, out: string): Value {
     const t = this.toTf(x);
     const [k, units] = kernel.shape as [number, number];
     if (kernel.shape.length !== 2 || t.shape.at(-1) !== k) {
       throw new HeadswapError(`${out}: kernel [${kernel.shape.join(',')}] does not fit input [${t.shape.join(',')}]`);
     }
-    if (bias && bias.length !== units) throw new HeadswapError(`${out}: bias has ${bias.length} values for ${units} units`);
+    const bias: Omit<Weights, 'shape'> | undefined = biasData && (biasData instanceof Float32Array ? { data: biasData } : biasData);
+    if (bias && bias.data.length !== units) throw new HeadswapError(`${out}: bias has ${bias.data.length} values for ${units} units`);
     const shape = [...t.shape.slice(0, -1), units];
-    const w = this.init(`${out}/kernel`, [k, units], kernel.data);
+    // Per-channel scales follow the output unit: axis 1 of [in, out].
+    const w = this.weights(`${out}/kernel`, [k, units], kernel.data, kernel.quantization, 1);
+    const b = (): string => this.weights(`${out}/bias`, [units], bias!.data, bias!.quantization, 0);
     if (t.shape.length === 2) {
-      const inputs = [this.use(t), w, ...(bias ? [this.init(`${out}/bias`, [units], bias)] : [])];
+      const inputs = [this.use(t), w, ...(bias ? [b()] : [])];
       return { name: this.emit('Gemm', inputs, this.claim(out)), shape, nchw: false };
     }
     if (!bias) return { name: this.emit('MatMul', [this.use(t), w], this.claim(out)), shape, nchw: false };
     const mm = this.emit('MatMul', [this.use(t), w], this.fresh(`${out}/matmul`));
-    return { name: this.emit('Add', [mm, this.init(`${out}/bias`, [units], bias)], this.claim(out)), shape, nchw: false };
+    return { name: this.emit('Add', [mm, b()], this.claim(out)), shape, nchw: false };
   }
 
   /** General matrix product of two tensors in TF layout (rank >= 2), with optional transposes. */
@@ -603,7 +684,7 @@ export class GraphBuilder {
    * The finished model. Outputs are given in TF layout under their TF names: an NCHW tensor that
    * is an output is renamed `<name>/nchw` and transposed into `<name>`.
    */
-  finish(outputs: readonly { name: string; value: Value }[], meta: Record<string, string>): ModelProto {
+  finish(outputs: readonly { name: string; value: Value }[], meta: Record<string, string>, graphName = 'tfjs-import'): ModelProto {
     const graphOutputs: { name: string; shape: readonly number[] }[] = [];
     for (const { name, value } of outputs) {
       if (graphOutputs.some((o) => o.name === name)) continue;
@@ -634,7 +715,7 @@ export class GraphBuilder {
       producerVersion: HEADSWAP_VERSION,
       metadataProps: Object.entries(meta).map(([key, value]) => ({ key, value })),
       graph: {
-        name: 'tfjs-import',
+        name: graphName,
         node: this.nodes,
         initializer: this.inits,
         input: this.inputs.map((i) => valueInfo(i.name, DataType.FLOAT, dims(i.shape))),

@@ -1,14 +1,15 @@
 import { existsSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Backbone } from '../backbone/backbone.js';
 import { isImageFileName } from '../dataset/scan.js';
 import { walk, type WalkOptions } from '../dataset/walk.js';
 import { HeadswapError, describeError } from '../errors.js';
 import { loadClassifier, topLabels, type Classifier, type ClassifierPrediction } from '../export/classifier.js';
 import { METADATA_FILE } from '../export/metadata.js';
 import { loadTeachableMachine } from './teachable.js';
-import type { LoadOptions } from '../image/preprocess.js';
-import type { RgbImage } from '../image/types.js';
+import { loadRgb, type LoadOptions } from '../image/preprocess.js';
+import type { Preprocessing, RgbImage } from '../image/types.js';
 import { errnoText } from '../util/fs.js';
 
 export interface PredictFilesOptions extends LoadOptions {
@@ -119,19 +120,28 @@ export async function* streamPredictions(
   if (batch.length > 0) yield* flush();
 }
 
-/** A model folder opened for `predict`: a headswap export, or a Teachable Machine image export. */
+/** A model opened for `predict`: a headswap export, a Teachable Machine image export, or a TFLite classifier. */
 export interface Predictor {
   readonly model: ImageModel;
-  readonly kind: 'headswap' | 'teachable-machine';
+  readonly kind: 'headswap' | 'teachable-machine' | 'tflite';
   release(): Promise<void>;
+}
+
+export interface OpenPredictorOptions extends LoadOptions {
+  readonly cacheDir?: string;
+  /** For a .tflite classifier: overrides of the preprocessing its file implies. */
+  readonly preprocessing?: Partial<Preprocessing>;
 }
 
 /**
  * Opens `dir` for prediction. A folder with `headswap.json` is a headswap model; one with
  * Teachable Machine's `metadata.json` + `model.json` is converted to ONNX once (cached) and run
- * the same way, with Teachable Machine's own crop and scaling.
+ * the same way, with Teachable Machine's own crop and scaling. A `.tflite` file (or its URL) is
+ * an image classifier (MediaPipe Model Maker, Teachable Machine) converted once, its labels
+ * from its TFLite metadata or a labels.txt beside it.
  */
-export async function openPredictor(dir: string, options: LoadOptions & { cacheDir?: string } = {}): Promise<Predictor> {
+export async function openPredictor(dir: string, options: OpenPredictorOptions = {}): Promise<Predictor> {
+  if (/\.tflite([?#].*)?$/i.test(dir)) return openTflite(dir, options);
   const isTeachable = !existsSync(join(dir, METADATA_FILE)) && existsSync(join(dir, 'metadata.json')) && existsSync(join(dir, 'model.json'));
   if (isTeachable) {
     const tm = await loadTeachableMachine(dir, options.cacheDir ? { cacheDir: options.cacheDir } : {});
@@ -149,6 +159,20 @@ export async function openPredictor(dir: string, options: LoadOptions & { cacheD
   }
   const classifier = await loadClassifier(dir);
   return { model: classifierModel(classifier, options), kind: 'headswap', release: () => classifier.release() };
+}
+
+async function openTflite(source: string, options: OpenPredictorOptions): Promise<Predictor> {
+  const backbone = await Backbone.load(source, { ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), ...(options.preprocessing ? { preprocessing: options.preprocessing } : {}) });
+  if (!backbone.labels) {
+    await backbone.release();
+    throw new HeadswapError(`${source}: no class names (no label file in its TFLite metadata, no labels.txt beside it that fits its output); put the labels, one per line, in labels.txt next to it`);
+  }
+  const model: ImageModel = {
+    labels: backbone.labels,
+    load: (path) => loadRgb(path, backbone.preprocessing, options),
+    run: (images) => backbone.classify(images),
+  };
+  return { model, kind: 'tflite', release: () => backbone.release() };
 }
 
 function classifierModel(classifier: Classifier, options: LoadOptions): ImageModel {

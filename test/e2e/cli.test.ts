@@ -114,9 +114,25 @@ describe('headswap CLI', () => {
     assert.match(r.stdout, /sandal|clog|Loafer|running shoe/);
   });
 
+  it('the bundled MobileNet-EdgeTPU (.tflite, converted on first use): classify, import, inspect', () => {
+    const r = headswap('classify', SHOE_1, PHOTOS, '--base', 'mobilenet_edgetpu', '--top', '3', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; top: { label: string }[] });
+    assert.ok(rows.length >= 5);
+    for (const row of rows.filter((x) => /shoe/.test(x.file))) assert.match(row.top.map((l) => l.label).join(' | '), /sandal|clog|Loafer|running shoe|cowboy boot|knee pad/, row.file);
+    const file = packagePath('models', 'mobilenet_edgetpu', 'mobilenet_edgetpu_224_1.0_uint8.tflite');
+    const i = headswap('import', file, 'edgetpu.onnx');
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stdout, /edgetpu\.onnx: TensorFlow Lite model converted to ONNX; .*1001 labels/);
+    const t = headswap('inspect', file);
+    assert.match(t.stdout, /^MobilenetEdgeTPU\/Conv_1\/Relu\s+DequantizeLinear\s+float32\s+\[1,1280,7,7\]/m);
+    assertOneLineError(headswap('import', SHOE_1.replace(/\.jpg$/, '.tflite'), 'x.onnx'), /shoe-1\.tflite not found; give a \.tflite file/);
+  });
+
   it('backbones lists the zoo; inspect shows the feature cut', () => {
     const b = headswap('backbones');
     assert.match(b.stdout, /^mobilenet_v2\s+bundled/m);
+    assert.match(b.stdout, /^mobilenet_edgetpu\s+bundled/m);
     assert.match(b.stdout, /^resnet50\s+download/m);
     const i = headswap('inspect', 'mobilenet_v2');
     assert.match(i.stdout, /^627\s+DequantizeLinear\s+float32\s+\[1,1280,7,7\]\s+<- feature cut \(avg-nchw\)/m);
