@@ -3,19 +3,21 @@
  * (empty feature cache), then a warm run (every feature cached). Prints JSON with wall and CPU
  * seconds, images/s, top-1 and top-5, and each level's cold time as a multiple of `fast`'s (the
  * default is the best level within 3x `fast`).
- *   npm run bench:train [-- base] [-- levels]      e.g. npm run bench:train -- mobilenet_v2 fast,balanced
+ *   npm run bench:train [-- base[,base]] [-- levels]      e.g. npm run bench:train -- mobilenet_v2 fast,balanced
+ * (default: train()'s own backbones, DEFAULT_BASES)
  * Reads the bundled copy of clothing7 (data/clothing7): train/ to train, test/ to score.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_BASES } from '../src/pipeline/plan.js';
 import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../src/pipeline/quality.js';
 import { train, type TrainResult } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
 
 const data = packagePath('data', 'clothing7', 'train');
 const testDir = packagePath('data', 'clothing7', 'test');
-const base = process.argv[2] ?? 'mobilenet_v2';
+const base = process.argv[2]?.split(',') ?? [...DEFAULT_BASES];
 const levels = (process.argv[3]?.split(',') ?? QUALITY_NAMES) as QualityName[];
 for (const l of levels) if (!QUALITY_NAMES.includes(l)) throw new Error(`unknown quality ${l}; known: ${QUALITY_NAMES.join(', ')}`);
 const dir = await mkdtemp(join(tmpdir(), 'headswap-bench-'));
@@ -58,7 +60,7 @@ try {
     JSON.stringify(
       {
         dataset: 'clothing7 (train/ -> test/)',
-        backbone: base,
+        backbone: base.join(','),
         default: DEFAULT_QUALITY,
         results,
         ...(fast

@@ -11,7 +11,7 @@
  * (TensorFlow.js converters).
  */
 export { train, type TrainOptions, type TrainResult, type SplitCounts } from './pipeline/train.js';
-export { planTraining, DEFAULT_TOP_K, type TrainPlan } from './pipeline/plan.js';
+export { planTraining, DEFAULT_BASES, DEFAULT_TOP_K, type TrainPlan } from './pipeline/plan.js';
 export { QUALITY, DEFAULT_QUALITY, QUALITY_NAMES, type QualityName, type QualityPreset } from './pipeline/quality.js';
 export { loadClassifier, Classifier, topLabels, type ClassifierPrediction, type Label } from './export/classifier.js';
 export { predictFiles, listImages, type PredictFilesOptions } from './predict/files.js';

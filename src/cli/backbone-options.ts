@@ -40,8 +40,13 @@ function feature(value: string): { tensor: string; pooling: Pooling } {
 }
 
 /** Options that pick a backbone and, for a network outside the zoo, say how to feed it and where to cut. */
-export function addBackboneOptions(cmd: Command, baseHelp = "backbone: zoo id ('headswap backbones'), .onnx file, .tflite file, TF.js model folder/model.json, or URL"): Command {
-  return addPreprocessingOptions(cmd.option('--base <id|path|url>', baseHelp, DEFAULT_BACKBONE));
+export function addBackboneOptions(cmd: Command, baseHelp = "backbone: zoo id ('headswap backbones'), .onnx file, .tflite file, TF.js model folder/model.json, or URL", defaultBase = DEFAULT_BACKBONE): Command {
+  return addPreprocessingOptions(cmd.option('--base <id|path|url>', baseHelp, defaultBase));
+}
+
+/** `--base a,b` as train()'s `base`: several comma-separated backbones are an ensemble. */
+export function baseOption(value: string | undefined): string | string[] | undefined {
+  return value?.includes(',') ? value.split(',').map((b) => b.trim()) : value;
 }
 
 /** The same without --base, for commands that take the model as an argument. */

@@ -1,6 +1,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
+import { DEFAULT_BASES } from '../pipeline/plan.js';
+import { baseOption } from './backbone-options.js';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
@@ -58,7 +59,7 @@ export function registerCompare(program: Command): void {
     .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>')
     .option('--test-dir <dir>', 'separate folder of the same classes to score both on')
     .option('--budget <seconds>', 'most seconds the from-scratch network may train (it gets 10x the transfer run\'s time, and at least as much) (default 120)', num(1, 86_400))
-    .option('--base <id|path|url>', "backbone for transfer learning: zoo id ('headswap backbones'), .onnx file or URL", DEFAULT_BACKBONE)
+    .option('--base <id|path|url>', "backbone(s) for transfer learning, as for 'headswap train'", DEFAULT_BASES.join(','))
     .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
     .addOption(qualityOption("the transfer run's --quality (see 'headswap train --help')"))
     .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
@@ -73,7 +74,7 @@ export function registerCompare(program: Command): void {
         data: dir,
         testDir: f.testDir,
         budgetSeconds: f.budget,
-        base: f.base,
+        base: baseOption(f.base),
         seed: f.seed,
         quality: f.quality,
         cacheDir: f.cacheDir,

@@ -6,7 +6,8 @@ import { formatEvaluation, table } from '../evaluate/format.js';
 import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../pipeline/quality.js';
 import type { HeadOptions } from '../head/train.js';
 import { train, type TrainOptions, type TrainResult } from '../pipeline/train.js';
-import { addBackboneOptions, backboneOptions, type BackboneFlags } from './backbone-options.js';
+import { addBackboneOptions, backboneOptions, baseOption, type BackboneFlags } from './backbone-options.js';
+import { DEFAULT_BASES } from '../pipeline/plan.js';
 import { escapeControl } from '../util/text.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
@@ -43,7 +44,11 @@ export function qualityOption(help: string): Option {
 
 /** Options shared by `train` and `demo`. */
 export function addTrainOptions(cmd: Command): Command {
-  return addBackboneOptions(cmd, "backbone: zoo id ('headswap backbones'), .onnx file, TF.js model folder/model.json, or URL; several, comma-separated (mobilenet_v2,darknet-tiny/), train one head each and average them in one model")
+  return addBackboneOptions(
+    cmd,
+    "backbone: zoo id ('headswap backbones'), .onnx or .tflite file, TF.js model folder/model.json, or URL; several, comma-separated, are an ensemble: one head each, averaged in one model",
+    DEFAULT_BASES.join(','),
+  )
     .option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), 10)
     .option('--test-pct <n>', 'percent of each class held out for the test score', num(0, 50), 10)
     .option('--seed <n>', 'seed for the split and the head training', int(0), 0)
@@ -89,7 +94,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     testDir: f.testDir,
     out: f.out,
     force: f.force,
-    base: f.base?.includes(',') ? f.base.split(',').map((b) => b.trim()) : f.base,
+    base: baseOption(f.base),
     backbone: backboneOptions(f),
     valPct: f.valPct,
     testPct: f.testPct,

@@ -21,8 +21,8 @@ export interface CompareOptions {
   readonly testDir?: string;
   /** Cap on the from-scratch training budget in seconds (default 120). */
   readonly budgetSeconds?: number;
-  /** Backbone for the transfer run (zoo id, `.onnx` path or URL). */
-  readonly base?: string;
+  /** Backbone(s) for the transfer run (train()'s `base`; default its default). */
+  readonly base?: string | readonly string[];
   /** Seeds the split and both trainings. */
   readonly seed?: number;
   /** The transfer run's `quality` (train()'s option). */
@@ -99,10 +99,10 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
   const transferSeconds = result.timings.totalMs / 1000;
   const transfer: ApproachResult = {
     name: 'transfer',
-    description: `new softmax head on frozen ${result.backbone.id} (${result.backbone.featureDims} features)`,
+    description: (result.members ?? [result]).map((m) => `new softmax head on frozen ${m.backbone.id} (${m.backbone.featureDims} features)`).join(' + ') + (result.members ? ', probabilities averaged' : ''),
     evaluation: result.evaluation,
     trainSeconds: transferSeconds,
-    trainableParams: headParams(result.head),
+    trainableParams: (result.members ?? [result]).reduce((n, m) => n + headParams(m.head), 0),
     imagesUsed: Object.values(result.counts).reduce((n, c) => n + c.train + c.validation, 0),
     pretraining: pretrainingOf(result.backbone.id),
   };

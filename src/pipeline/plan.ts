@@ -1,5 +1,4 @@
 import type { BackboneOptions } from '../backbone/backbone.js';
-import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
 import type { FitOptions } from '../head/train.js';
@@ -17,8 +16,9 @@ export interface TrainOptions {
   /** Replace an existing output folder. */
   readonly force?: boolean;
   /**
-   * Backbone: zoo id, `.onnx` path or http(s) URL. Default: the bundled MobileNetV2. Several: an
-   * ensemble, one head per backbone, their class probabilities averaged in one exported graph.
+   * Backbone: zoo id, `.onnx`/`.tflite` path, TF.js folder or http(s) URL. Several: an ensemble,
+   * one head per backbone, their class probabilities averaged in one exported graph. Default
+   * DEFAULT_BASES (the two bundled networks).
    */
   readonly base?: string | readonly string[];
   readonly backbone?: BackboneOptions;
@@ -50,6 +50,14 @@ export interface TrainOptions {
   /** Called for each skipped file and each warning as it happens. */
   readonly onWarning?: (message: string) => void;
 }
+
+/**
+ * The backbones train() uses unless told otherwise: the two bundled networks as an ensemble. Chosen
+ * with DEFAULT_QUALITY by a table over evaluation sets of five kinds of photos (bench/README.md,
+ * "Choosing the default"): the most accurate recipe on the sets used for choosing, at or above the
+ * better single backbone on every set, and the cheapest of the candidates that were close.
+ */
+export const DEFAULT_BASES: readonly string[] = ['mobilenet_v2', 'mobilenet_edgetpu'];
 
 /** Largest k of top-k accuracy unless `topK` says otherwise. */
 export const DEFAULT_TOP_K = 5;
@@ -95,7 +103,7 @@ function defaultOut(data: string): string {
 }
 
 function baseList(base: TrainOptions['base']): string[] {
-  const list = base === undefined ? [DEFAULT_BACKBONE] : typeof base === 'string' ? [base] : [...base];
+  const list = base === undefined ? [...DEFAULT_BASES] : typeof base === 'string' ? [base] : [...base];
   if (list.length === 0) throw new HeadswapError('no backbone given; name one (e.g. mobilenet_v2) or several for an ensemble');
   const twice = list.find((b, i) => list.indexOf(b) !== i);
   if (twice) throw new HeadswapError(`backbone '${twice}' is named twice; an ensemble needs different networks`);

@@ -35,7 +35,11 @@ export const QUALITY: Readonly<Record<QualityName, QualityPreset>> = {
   best: { augment: { flip: true, crops: 10 }, tta: true, regions: REGIONS, head: REGION_HEAD },
 };
 
-/** The most accurate level within 3x `fast`'s time, see QUALITY. */
-export const DEFAULT_QUALITY: QualityName = 'balanced';
+/**
+ * With the default ensemble (DEFAULT_BASES), one plain pass per photo and backbone: on photos of
+ * other kinds than clothing the extra views and region features lost points against the plain
+ * probe as often as they gained (bench/README.md, "Choosing the default").
+ */
+export const DEFAULT_QUALITY: QualityName = 'plain';
 
 export const QUALITY_NAMES = Object.keys(QUALITY) as QualityName[];

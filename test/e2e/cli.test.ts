@@ -71,9 +71,10 @@ describe('headswap CLI', () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
-    // 20 photos, 4 augmented views of each of the 12 training photos, the 8 test photos' mirrors.
-    assert.match(forced.stdout, /quality balanced \(3x3 region features, mirror-image averaging, 4 augmented views per training photo\)/);
-    assert.match(forced.stdout, /features: 0 computed, 76 from cache/);
+    // The default: both bundled networks, one plain pass each over the 20 photos.
+    assert.match(forced.stdout, /ensemble mobilenet_v2 \(1280 features\) \+ mobilenet_edgetpu \(1280 features\) · 2 classes · quality plain/);
+    assert.match(forced.stdout, /each backbone alone on the same test photos: mobilenet_v2 \d+\.\d% · mobilenet_edgetpu \d+\.\d% · the ensemble \d+\.\d%/);
+    assert.match(forced.stdout, /features: 0 computed, 40 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);
     assert.match(forced.stderr, /report written to photos\.model\/report\.html/);
     for (const f of ['report.html', 'confusion.png', 'learningCurves.png']) assert.ok(existsSync(join(dir, 'photos.model', f)), f);

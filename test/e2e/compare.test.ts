@@ -151,8 +151,9 @@ describe('compare', () => {
     assert.ok(r.transfer.evaluation.count >= CLASSES.length && r.transfer.evaluation.count <= 6);
     assert.equal(r.scratch.imagesUsed, r.transfer.imagesUsed);
     assert.equal(r.scratch.imagesUsed + r.transfer.evaluation.count, train.length);
-    // The default quality's features: the global average and 3x3 region averages of 1280 channels.
-    assert.equal(r.transfer.trainableParams, (1280 * 10 + 1) * CLASSES.length);
+    // The default: a linear head on each bundled network's 1280 pooled features.
+    assert.equal(r.transfer.trainableParams, 2 * (1280 + 1) * CLASSES.length);
+    assert.match(r.transfer.description, /mobilenet_v2 .* \+ .*mobilenet_edgetpu .*averaged/);
     assert.match(r.transfer.pretraining ?? '', /ImageNet-1k/);
     assert.ok(r.scratch.budgetSeconds >= r.transfer.trainSeconds, 'scratch gets at least the transfer run\'s time');
     assert.ok(r.scratch.trainSeconds >= r.transfer.trainSeconds, `and uses it: ${r.scratch.trainSeconds} s vs ${r.transfer.trainSeconds} s`);

@@ -20,6 +20,8 @@ import { copySubset } from '../helpers/dataset.js';
 import { writeBrokenFiles } from '../helpers/images.js';
 
 const CLASSES = ['hat', 'pants', 'shoes'];
+/** The first run's recipe, which the tests of its mechanics repeat: one backbone, the views and the mirror. */
+const FIRST = { base: 'mobilenet_v2', quality: 'balanced' } as const;
 let dir: string;
 let data: string;
 let testDir: string;
@@ -34,7 +36,7 @@ before(async () => {
   await copySubset('train', CLASSES, 10, data);
   await copySubset('test', CLASSES, 8, testDir);
   await writeBrokenFiles(join(data, 'hat'));
-  first = await train({ data, testDir, cacheDir, seed: 3 });
+  first = await train({ ...FIRST, data, testDir, cacheDir, seed: 3 });
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
@@ -72,8 +74,8 @@ describe('train end to end on real photos', () => {
     assert.match(meta.dataset.fingerprint, /^[0-9a-f]{64}$/);
 
     const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
-    // The default quality trains on augmented views and averages each photo with its mirror image,
-    // inside the exported graph too.
+    // 'balanced' trains on augmented views and averages each photo with its mirror image, inside
+    // the exported graph too.
     assert.equal(meta.training.quality.name, 'balanced');
     assert.equal(meta.training.quality.tta, true);
     assert.equal(meta.training.quality.views.length, 4);
@@ -98,25 +100,35 @@ describe('train end to end on real photos', () => {
     assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
   });
 
+  it('by default trains the two bundled networks as an ensemble, one plain pass each', async () => {
+    const r = await train({ data, testDir, cacheDir, out: false, seed: 3 });
+    assert.deepEqual(r.members?.map((m) => m.backbone.id), ['mobilenet_v2', 'mobilenet_edgetpu']);
+    assert.deepEqual(r.members?.map((m) => m.backbone.featureDims), [1280, 1280]);
+    assert.equal(r.metadata.training.quality?.name, 'plain');
+    assert.equal(r.metadata.training.quality?.tta, false);
+    assert.deepEqual(r.metadata.ensemble?.members.map((m) => m.backbone.id), ['mobilenet_v2', 'mobilenet_edgetpu']);
+  });
+
   it('an ensemble trains one head per backbone and averages them in one model.onnx', async () => {
-    // A second copy of the bundled network stands in for a second backbone: the mechanics are the same.
-    const other = join(dir, 'copy.onnx');
-    await copyFile(packagePath('models', 'mobilenet_v2', 'mobilenetv2-12-int8.onnx'), other);
     const out = join(dir, 'ensemble.model');
-    const r = await train({ data, testDir, cacheDir, out, seed: 3, quality: 'fast', base: ['mobilenet_v2', other], head: { epochs: 5 } });
+    const r = await train({ data, testDir, cacheDir, out, seed: 3, quality: 'fast', base: ['mobilenet_v2', 'mobilenet_edgetpu'] });
     assert.equal(r.members?.length, 2);
-    assert.deepEqual(r.members!.map((m) => m.backbone.id), ['mobilenet_v2', 'custom']);
+    assert.deepEqual(r.members!.map((m) => m.backbone.id), ['mobilenet_v2', 'mobilenet_edgetpu']);
     const meta = JSON.parse(await readFile(join(out, 'headswap.json'), 'utf8'));
     assert.deepEqual(meta.ensemble.members.map((m: { metrics: { top1: number } }) => m.metrics.top1), r.members!.map((m) => m.evaluation.top1));
     assert.equal(meta.metrics.top1, r.evaluation.top1);
 
     const files = (await Promise.all(CLASSES.map(async (c) => (await readdir(join(testDir, c))).map((f) => join(testDir, c, f))))).flat();
-    const backbone = await Backbone.load('mobilenet_v2', { regions: QUALITY.fast.regions });
-    const extracted = await extractFeatures(backbone, files);
-    const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
-    await backbone.release();
-    const rows = extracted.features.map((f, i) => ({ vector: f.vector, mirror: mirrors.features[i]!.vector }));
-    const perMember = r.members!.map((m) => predictRows(m.head.weights, rows, true));
+    const perMember: Float32Array[] = [];
+    for (const [m, id] of ['mobilenet_v2', 'mobilenet_edgetpu'].entries()) {
+      const backbone = await Backbone.load(id, { regions: QUALITY.fast.regions });
+      const extracted = await extractFeatures(backbone, files);
+      const mirrors = await extractAugmented(backbone, files, [flipSpec()]);
+      await backbone.release();
+      const rows = extracted.features.map((f, i) => ({ vector: f.vector, mirror: mirrors.features[i]!.vector }));
+      perMember.push(predictRows(r.members![m]!.head.weights, rows, true));
+    }
+    assert.ok(perMember[0]!.some((p, i) => Math.abs(p - perMember[1]![i]!) > 1e-3), 'the two backbones disagree somewhere');
     const inProcess = perMember[0]!.map((p, i) => (p + perMember[1]![i]!) / 2);
     const classifier = await loadClassifier(out);
     const exported: Float32Array[] = [];
@@ -126,11 +138,11 @@ describe('train end to end on real photos', () => {
     exported.forEach((p, i) => p.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - inProcess[i * 3 + j]!)))));
     assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
     await assert.rejects(train({ data, testDir, cacheDir, out: false, base: ['mobilenet_v2', 'mobilenet_v2'] }), /named twice/);
-    await assert.rejects(train({ data, testDir, cacheDir, out: false, base: ['mobilenet_v2', other], backbone: { feature: { tensor: '627', pooling: 'avg-nchw' } } }), /would apply to every backbone/);
+    await assert.rejects(train({ data, testDir, cacheDir, out: false, base: ['mobilenet_v2', 'mobilenet_edgetpu'], backbone: { feature: { tensor: '627', pooling: 'avg-nchw' } } }), /would apply to every backbone/);
   });
 
   it('a second run takes every feature from the cache and reproduces the metrics', async () => {
-    const again = await train({ data, testDir, cacheDir, seed: 3, out: join(dir, 'again.model') });
+    const again = await train({ ...FIRST, data, testDir, cacheDir, seed: 3, out: join(dir, 'again.model') });
     assert.equal(again.features.computed, 0);
     assert.equal(again.features.cached, first.features.cached + first.features.computed);
     assert.deepEqual(again.evaluation, first.evaluation);
@@ -140,7 +152,7 @@ describe('train end to end on real photos', () => {
   });
 
   it("quality 'best' trains on cached augmented views; 'plain' exports the graph without the mirror", async () => {
-    const best = await train({ data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
+    const best = await train({ ...FIRST, data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
     const q = best.metadata.training.quality!;
     assert.equal(q.views.length, 11);
     assert.equal(new Set(q.views).size, 11);
@@ -149,11 +161,11 @@ describe('train end to end on real photos', () => {
     assert.deepEqual(best.metadata.training.quality!.views.slice(0, 4), first.metadata.training.quality!.views);
     assert.equal(best.features.computed, 30 * 7);
     assert.ok(best.evaluation.top1 >= 0.75, `top-1 ${best.evaluation.top1}`);
-    const again = await train({ data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
+    const again = await train({ ...FIRST, data, testDir, cacheDir, seed: 3, out: false, quality: 'best' });
     assert.equal(again.features.computed, 0);
     assert.deepEqual(again.evaluation, best.evaluation);
 
-    const plain = await train({ data, testDir, cacheDir, seed: 3, out: join(dir, 'plain.model'), quality: 'plain' });
+    const plain = await train({ ...FIRST, data, testDir, cacheDir, seed: 3, out: join(dir, 'plain.model'), quality: 'plain' });
     assert.deepEqual(plain.metadata.training.quality, { name: 'plain', tta: false, views: [] });
     const photo = join(testDir, 'hat', (await readdir(join(testDir, 'hat')))[0]!);
     const classifier = await loadClassifier(plain.out!);
@@ -211,7 +223,7 @@ describe('train end to end on real photos', () => {
   });
 
   it('--cv estimates accuracy over folds and every run lands in the history', async () => {
-    const r = await train({ data, testDir, cacheDir, out: false, cv: 3, seed: 3, head: { l2: 0.1 } });
+    const r = await train({ ...FIRST, data, testDir, cacheDir, out: false, cv: 3, seed: 3, head: { l2: 0.1 } });
     const cv = r.crossValidation!;
     assert.equal(cv.folds, 3);
     assert.equal(cv.perFold.length, 3);
