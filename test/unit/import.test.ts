@@ -7,13 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadGraphModel } from '@tensorflow/tfjs-converter';
-import { Command } from 'commander';
 import ort from 'onnxruntime-node';
 
 import { Backbone } from '../../src/backbone/backbone.js';
 import type { ZooEntry } from '../../src/backbone/types.js';
 import { getEntry } from '../../src/backbone/zoo.js';
-import { registerImport } from '../../src/cli/import.js';
+import { runImport } from '../helpers/cli-import.js';
 import { HeadswapError } from '../../src/errors.js';
 import { loadRgb } from '../../src/image/preprocess.js';
 import { samePads } from '../../src/onnx/builder.js';
@@ -453,22 +452,10 @@ describe('importTfjs: cache, URL, CLI', () => {
   it('headswap import <src> <out.onnx> writes the ONNX file', async () => {
     const out = join(dir, 'cli', 'darknet.onnx');
     await mkdir(join(dir, 'cli'), { recursive: true });
-    const program = new Command('headswap').exitOverride();
-    registerImport(program);
-    const writes: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => writes.push(s) > 0) as typeof process.stdout.write;
-    const env = process.env.HEADSWAP_CACHE;
-    process.env.HEADSWAP_CACHE = join(dir, 'cache-folder');
-    try {
-      await program.parseAsync(['node', 'headswap', 'import', DARKNET, out]);
+    const printed = await runImport([DARKNET, out], join(dir, 'cache-folder'), async (program) => {
       await assert.rejects(program.parseAsync(['node', 'headswap', 'import', DARKNET, out]), /exists; give another path or --force/);
-    } finally {
-      process.stdout.write = write;
-      if (env === undefined) delete process.env.HEADSWAP_CACHE;
-      else process.env.HEADSWAP_CACHE = env;
-    }
-    assert.match(writes.join(''), /darknet\.onnx: layers-model converted to ONNX; input 'input_1' float32 \[N,224,224,C\] NHWC .*outputs 'global_average_pooling2d_1'; 1000 labels/);
+    });
+    assert.match(printed, /darknet\.onnx: layers-model converted to ONNX; input 'input_1' float32 \[N,224,224,C\] NHWC .*outputs 'global_average_pooling2d_1'; 1000 labels/);
     const model = await readModel(out);
     assert.equal(model.graph!.output![0]!.name, 'global_average_pooling2d_1');
   });

@@ -3,13 +3,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Command } from 'commander';
 import ort from 'onnxruntime-node';
 
 import { Backbone } from '../../src/backbone/backbone.js';
 import { resolveSource } from '../../src/backbone/source.js';
 import { getEntry } from '../../src/backbone/zoo.js';
-import { registerImport } from '../../src/cli/import.js';
+import { runImport } from '../helpers/cli-import.js';
 import { HeadswapError } from '../../src/errors.js';
 import { loadRgb } from '../../src/image/preprocess.js';
 import { convertTflite, importTflite, readTflite, SUPPORTED_OPERATORS } from '../../src/import/index.js';
@@ -728,21 +727,8 @@ describe('TFLite import: URL and CLI', () => {
   it('headswap import x.tflite out.onnx writes the converted graph', async () => {
     const out = join(dir, 'cli', 'edgetpu.onnx');
     await mkdir(join(dir, 'cli'), { recursive: true });
-    const program = new Command('headswap').exitOverride();
-    registerImport(program);
-    const writes: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => writes.push(s) > 0) as typeof process.stdout.write;
-    const env = process.env.HEADSWAP_CACHE;
-    process.env.HEADSWAP_CACHE = join(dir, 'cache-edgetpu');
-    try {
-      await program.parseAsync(['node', 'headswap', 'import', EDGETPU, out]);
-    } finally {
-      process.stdout.write = write;
-      if (env === undefined) delete process.env.HEADSWAP_CACHE;
-      else process.env.HEADSWAP_CACHE = env;
-    }
-    assert.match(writes.join(''), /edgetpu\.onnx: TensorFlow Lite model converted to ONNX; input 'input' float32 \[N,224,224,3\] NHWC .*outputs 'MobilenetEdgeTPU\/Predictions\/Softmax'; 1001 labels/);
+    const printed = await runImport([EDGETPU, out], join(dir, 'cache-edgetpu'));
+    assert.match(printed, /edgetpu\.onnx: TensorFlow Lite model converted to ONNX; input 'input' float32 \[N,224,224,3\] NHWC .*outputs 'MobilenetEdgeTPU\/Predictions\/Softmax'; 1001 labels/);
     const model = await readModel(out);
     // The graph as the cache has it runs behind the pixels prefix.
     addPixelsPrefix(model, getEntry('mobilenet_edgetpu').preprocessing);
