@@ -5,7 +5,7 @@
 import { findEntry } from '../backbone/zoo.js';
 import { resolve } from 'node:path';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
-import { openRunStore } from '../runs/store.js';
+import { recordRun } from '../runs/store.js';
 import { HeadswapError } from '../errors.js';
 import type { QualityName } from '../pipeline/quality.js';
 import type { TrainedHead } from '../head/train.js';
@@ -119,21 +119,22 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
     onProgress: options.onProgress,
   });
   const compared = { transfer, scratch, verdict: verdict(transfer, scratch) };
-  const store = options.record === false ? undefined : openRunStore(options.cacheDir);
-  try {
-    const runId = store?.recordRun({
-      kind: 'compare',
-      data: resolve(options.data),
-      testDir: options.testDir ? resolve(options.testDir) : null,
-      base: result.backbone.origin,
-      options: { seed, quality: result.metadata.training.quality?.name ?? null, budgetCap: cap, budget: scratch.budgetSeconds, scratchSize: scratch.inputSize },
-      fingerprint: result.metadata.dataset.fingerprint,
-      metrics: { top1: transfer.evaluation.top1, scratchTop1: scratch.evaluation.top1, gap: transfer.evaluation.top1 - scratch.evaluation.top1 },
-      timings: { total: transfer.trainSeconds + scratch.trainSeconds, transfer: transfer.trainSeconds, scratch: scratch.trainSeconds },
-      out: null,
-    });
-    return { result: compared, transferRun: result, ...(runId === undefined ? {} : { runId }) };
-  } finally {
-    store?.close();
-  }
+  const runId =
+    options.record === false
+      ? undefined
+      : recordRun(
+          {
+            kind: 'compare',
+            data: resolve(options.data),
+            testDir: options.testDir ? resolve(options.testDir) : null,
+            base: (result.members ?? [result]).map((m) => m.backbone.origin).join(','),
+            options: { seed, quality: result.metadata.training.quality?.name ?? null, budgetCap: cap, budget: scratch.budgetSeconds, scratchSize: scratch.inputSize },
+            fingerprint: result.metadata.dataset.fingerprint,
+            metrics: { top1: transfer.evaluation.top1, scratchTop1: scratch.evaluation.top1, gap: transfer.evaluation.top1 - scratch.evaluation.top1 },
+            timings: { total: transfer.trainSeconds + scratch.trainSeconds, transfer: transfer.trainSeconds, scratch: scratch.trainSeconds },
+            out: null,
+          },
+          options.cacheDir,
+        );
+  return { result: compared, transferRun: result, ...(runId === undefined ? {} : { runId }) };
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Backbone } from '../backbone/backbone.js';
 import { HeadswapError, describeError } from '../errors.js';
-import { loadRgb, type LoadOptions } from '../image/preprocess.js';
+import { loadRgb, resizedPixels, type LoadOptions } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
 import { progressTracker, type ProgressCallback } from '../util/progress.js';
@@ -58,11 +58,6 @@ interface Job {
   readonly view: View;
 }
 
-/** Backbones that take the same resized pixels can share one decode of each photo. */
-function pixelsKey(pre: Preprocessing): string {
-  return `${pre.size.join('x')} ${pre.resize} ${pre.resize === 'crop' ? pre.cropRatio : ''}`;
-}
-
 /**
  * Feature vectors of every view of every path, each through the backbone once and cached under
  * (backbone, image sha256, view id). Files are read, hashed and looked up in the cache batch by
@@ -94,7 +89,7 @@ export async function extractViewsOf(
   const start = performance.now();
   if (new Set(views.map((v) => v.id)).size !== views.length) throw new HeadswapError('views must have distinct ids');
   const batchSize = Math.max(1, options.batchSize ?? 16);
-  const members = backbones.map((backbone) => ({ backbone, fingerprint: backbone.fingerprint, pixels: pixelsKey(backbone.preprocessing), found: new Map<string, ViewFeature>(), cached: 0, computed: 0 }));
+  const members = backbones.map((backbone) => ({ backbone, fingerprint: backbone.fingerprint, pixels: resizedPixels(backbone.preprocessing), found: new Map<string, ViewFeature>(), cached: 0, computed: 0 }));
   type Member = (typeof members)[number];
   const key = (path: string, variant: string): string => `${variant}\n${path}`;
   const skipped = new Map<string, string>();

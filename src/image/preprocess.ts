@@ -196,6 +196,14 @@ export async function loadRgb(input: ImageInput, pre: Preprocessing, options: Lo
   });
 }
 
+/**
+ * The pixels a preprocessing gives a graph, as a short text ("224x224 crop 0.875"): networks with
+ * equal texts take the same resized image (scale, mean and std happen inside their graphs).
+ */
+export function resizedPixels(pre: Preprocessing): string {
+  return `${pre.size.join('x')} ${pre.resize}${pre.resize === 'crop' ? ` ${pre.cropRatio}` : ''}`;
+}
+
 /** Packs resized images into one uint8 NHWC batch (the input of every headswap ONNX graph). */
 export function packBatch(images: readonly RgbImage[]): Uint8Array {
   const first = images[0];

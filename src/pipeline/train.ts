@@ -11,7 +11,8 @@ import { openFeatureCache, type FeatureCache } from '../features/cache.js';
 import { PLAIN_VIEW, augmentView, extractViewsOf, type ExtractedFeature, type ViewsResult } from '../features/extract.js';
 import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRow, type TrainedHead } from '../head/train.js';
 import { flipSpec } from '../image/augment.js';
-import { openRunStore } from '../runs/store.js';
+import { resizedPixels } from '../image/preprocess.js';
+import { recordRun } from '../runs/store.js';
 import { planTraining, type TrainOptions, type TrainPlan } from './plan.js';
 import { modelMetadata, runRecord, splitCounts, usedFiles, type RunFacts, type SplitCounts } from './record.js';
 
@@ -111,10 +112,7 @@ async function extractAll(backbones: readonly Backbone[], photos: Photos, plan: 
 /** Ensemble members share one `pixels` input, so they must want the same resized image. */
 function checkEnsemble(backbones: readonly Backbone[]): void {
   const [first, ...rest] = backbones;
-  const key = (b: Backbone): string => {
-    const p = b.preprocessing;
-    return `${p.size.join('x')} ${p.resize}${p.resize === 'crop' ? ` ${p.cropRatio}` : ''}`;
-  };
+  const key = (b: Backbone): string => resizedPixels(b.preprocessing);
   for (const b of rest) {
     if (key(b) !== key(first!)) {
       throw new HeadswapError(`${b.source.origin} takes ${key(b)} pixels and ${first!.source.origin} ${key(first!)}; an ensemble's backbones must take the same input size and resize (give --size/--resize to match them)`);
@@ -225,7 +223,7 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
     }
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
-    const runId = plan.record ? recordRun(plan, runRecord(facts, metadata, { total: totalMs / 1000, export: exportMs / 1000 })) : undefined;
+    const runId = plan.record ? recordRun(runRecord(facts, metadata, { total: totalMs / 1000, export: exportMs / 1000 }), plan.cacheDir) : undefined;
     return {
       classes,
       counts: splitCounts(facts),
@@ -245,15 +243,6 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
     };
   } finally {
     cache?.close();
-  }
-}
-
-function recordRun(plan: TrainPlan, run: Parameters<ReturnType<typeof openRunStore>['recordRun']>[0]): number {
-  const store = openRunStore(plan.cacheDir);
-  try {
-    return store.recordRun(run);
-  } finally {
-    store.close();
   }
 }
 

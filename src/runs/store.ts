@@ -41,6 +41,16 @@ export class RunStore {
   }
 }
 
+/** Appends one run to the history in the cache folder `root` (opened for this write only); returns its id. */
+export function recordRun(run: NewRun, root?: string): number {
+  const store = openRunStore(root);
+  try {
+    return store.recordRun(run);
+  } finally {
+    store.close();
+  }
+}
+
 /** The run history in headswap's cache folder `root` (default: `$HEADSWAP_CACHE` or the user cache folder). */
 export function openRunStore(root?: string, options: DatabaseOptions = {}): RunStore {
   return RunStore.open(databasePath(root), options);
