@@ -7,7 +7,7 @@
  * so every clothing10 photo whose file name OR sha256 matches a clothing7 photo is excluded from
  * both sides. The drawn file lists are written to a temp folder, never into the repository.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { scanDataset, type ImageFile } from '../src/dataset/scan.js';
 import { splitUnit } from '../src/dataset/split.js';
@@ -76,4 +76,18 @@ export async function clothing10Subset(draw: number, tempDir: string, minPerClas
     JSON.stringify({ draw, classes: train.classes, train: chosen.map((f) => f.relPath), test: testFiles.map((f) => f.relPath) }, null, 1),
   );
   return { name: `clothing10-draw${draw}`, classes: train.classes, train: chosen, test: testFiles, excluded: { byName, bySha } };
+}
+
+/** A clothing10 draw as class folders under `tempDir` (copies: the scan follows no link out of a data folder). */
+export async function materializeClothing10(draw: number, tempDir: string): Promise<{ train: string; test: string }> {
+  const set = await clothing10Subset(draw, tempDir);
+  const root = join(tempDir, `clothing10-draw${draw}`);
+  for (const [split, files] of [['train', set.train], ['test', set.test]] as const) {
+    for (const f of files) {
+      const dest = join(root, split, set.classes[f.label]!, f.relPath.split('/').pop()!);
+      await mkdir(join(dest, '..'), { recursive: true });
+      await cp(f.path, dest);
+    }
+  }
+  return { train: join(root, 'train'), test: join(root, 'test') };
 }

@@ -7,14 +7,14 @@
  *   node --import tsx bench/defaults.ts [--candidates a,b] [--sets a,b] > defaults.json
  * BENCH_CACHE=<folder> keeps the feature cache between runs (default: a temp folder).
  */
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { train } from '../src/pipeline/train.js';
 import type { QualityName } from '../src/pipeline/quality.js';
 import { packagePath } from '../src/util/paths.js';
-import { clothing10Subset } from './accuracy-data.js';
+import { materializeClothing10 } from './accuracy-data.js';
 import { evalSets } from './eval-sets.js';
 
 interface Candidate {
@@ -44,19 +44,7 @@ const pick = <T extends { name: string }>(all: readonly T[], list: string | unde
 const tmp = await mkdtemp(join(tmpdir(), 'headswap-defaults-'));
 const cacheDir = process.env.BENCH_CACHE ?? join(tmp, 'cache');
 
-/** A clothing10 draw as class folders (copies: the scan follows no link out of a data folder). */
-async function materialize(draw: number): Promise<{ train: string; test: string }> {
-  const set = await clothing10Subset(draw, tmp);
-  const root = join(tmp, `clothing10-draw${draw}`);
-  for (const [split, files] of [['train', set.train], ['test', set.test]] as const) {
-    for (const f of files) {
-      const dest = join(root, split, set.classes[f.label]!, f.relPath.split('/').pop()!);
-      await mkdir(join(dest, '..'), { recursive: true });
-      await cp(f.path, dest);
-    }
-  }
-  return { train: join(root, 'train'), test: join(root, 'test') };
-}
+const materialize = (draw: number): Promise<{ train: string; test: string }> => materializeClothing10(draw, tmp);
 
 try {
   const built = await evalSets();

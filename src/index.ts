@@ -12,7 +12,7 @@
  */
 export { train, type TrainOptions, type TrainResult, type SplitCounts } from './pipeline/train.js';
 export { planTraining, DEFAULT_BASES, DEFAULT_TOP_K, type TrainPlan } from './pipeline/plan.js';
-export { QUALITY, DEFAULT_QUALITY, QUALITY_NAMES, type QualityName, type QualityPreset } from './pipeline/quality.js';
+export { QUALITY, DEFAULT_QUALITY, QUALITY_NAMES, QUALITY_CHOICES, type QualityName, type QualityChoice, type QualityPreset } from './pipeline/quality.js';
 export { loadClassifier, Classifier, topLabels, type ClassifierPrediction, type Label } from './export/classifier.js';
 export { predictFiles, listImages, type PredictFilesOptions } from './predict/files.js';
 export { classifyFiles, type ClassifyOptions } from './predict/classify.js';
@@ -30,13 +30,16 @@ export type { Preprocessing, ResizePolicy, RgbImage } from './image/types.js';
 export { augmentSpecs, flipSpec, cropSpec, type AugmentSpec, type CropOptions } from './image/augment.js';
 export { scanDataset, type ScannedDataset, type ImageFile } from './dataset/scan.js';
 export { splitDataset, DEFAULT_SPLIT_OPTIONS, type SplitOptions } from './dataset/split.js';
+export { seriesLinks, nameLinks, captureTimes, readGroupsFile, NOHASH_MARKER, SERIES_TIME_GAP_S, type SeriesFile, type SeriesLink, type LinkReason, type SeriesOptions } from './dataset/series.js';
+export { groupPhotos, GROUP_BY, DEFAULT_GROUP_BY, SIMILARITY_THRESHOLD, type GroupBy, type GroupReason, type PhotoGroups } from './dataset/groups.js';
 
 export { extractFeatures, extractViews, extractAugmented, augmentView, PLAIN_VIEW, type ExtractOptions, type ExtractResult, type ExtractedFeature, type View, type ViewFeature, type ViewsResult } from './features/extract.js';
 export { FeatureCache, openFeatureCache, type FeatureKey } from './features/cache.js';
 export { trainHead, predictHead, predictRows, fitHead, type FeatureRow, type FitOptions, type HeadOptions, type TrainedHead, type Dataset, type EpochLog } from './head/train.js';
 export type { HeadWeights } from './head/weights.js';
 export { evaluate, wilson, type Evaluation, type Prediction, type ClassMetrics } from './evaluate/metrics.js';
-export { crossValidate, type CrossValidation } from './evaluate/cv.js';
+export { crossValidate, assignFolds, foldPredictions, scoreFolds, FOLD_KINDS, type CrossValidation, type CvItem, type CvOptions, type FoldKind, type FoldPredictions } from './evaluate/cv.js';
+export { chooseRecipe, AUTO_FOLDS, type RecipeChoice, type RecipeScore } from './pipeline/auto.js';
 export { formatEvaluation } from './evaluate/format.js';
 export { exportClassifierGraph, type ExportOptions } from './export/graph.js';
 export { writeModelFolder, type ModelFolder } from './export/write.js';

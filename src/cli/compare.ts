@@ -6,7 +6,7 @@ import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
-import type { QualityName } from '../pipeline/quality.js';
+import type { QualityChoice } from '../pipeline/quality.js';
 import { qualityOption } from './train.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
@@ -16,7 +16,7 @@ interface Flags {
   budget?: number;
   base: string;
   seed: number;
-  quality: QualityName;
+  quality: QualityChoice;
   cacheDir?: string;
   json?: boolean;
   report?: boolean | string;

@@ -37,7 +37,10 @@ export function progressBar(): { update: (p: Progress) => void; stop: () => void
   const finish = (): void => {
     bar?.stop();
     bar = undefined;
-    if (last && !tty) info(`${last.step}: ${last.done}/${last.total} images · ${last.rate.toFixed(0)} images/s`);
+    if (last && !tty) {
+      const unit = last.unit ?? 'images';
+      info(`${last.step}: ${last.done}/${last.total} ${unit} · ${last.rate.toFixed(last.rate < 10 ? 1 : 0)} ${unit}/s`);
+    }
     last = undefined;
   };
   return {
@@ -46,10 +49,10 @@ export function progressBar(): { update: (p: Progress) => void; stop: () => void
       if (last && last.step !== p.step) finish();
       last = p;
       if (!tty) return;
-      const payload = { step: p.step, rate: p.rate.toFixed(0), eta: seconds(p.etaSeconds) };
+      const payload = { step: p.step, rate: p.rate.toFixed(p.rate < 10 ? 1 : 0), eta: seconds(p.etaSeconds), unit: p.unit ?? 'images' };
       if (!bar) {
         bar = new cliProgress.SingleBar(
-          { format: '{step} [{bar}] {value}/{total} · {rate} images/s · ETA {eta}', stream: process.stderr, hideCursor: true, clearOnComplete: false },
+          { format: '{step} [{bar}] {value}/{total} · {rate} {unit}/s · ETA {eta}', stream: process.stderr, hideCursor: true, clearOnComplete: false },
           cliProgress.Presets.shades_classic,
         );
         bar.start(p.total, p.done, payload);

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import { formatEvaluation, table } from '../evaluate/format.js';
-import { DEFAULT_QUALITY, QUALITY_NAMES, type QualityName } from '../pipeline/quality.js';
+import { DEFAULT_GROUP_BY, GROUP_BY, type GroupBy } from '../dataset/groups.js';
+import { DEFAULT_QUALITY, QUALITY_CHOICES, type QualityChoice } from '../pipeline/quality.js';
 import type { HeadOptions } from '../head/train.js';
 import { train, type TrainOptions, type TrainResult } from '../pipeline/train.js';
 import { addBackboneOptions, backboneOptions, baseOption, type BackboneFlags } from './backbone-options.js';
@@ -32,14 +33,16 @@ interface TrainFlags extends BackboneFlags {
   pixelLimit?: number;
   top: number;
   cv?: number;
-  quality: QualityName;
+  quality: QualityChoice;
+  groupBy: GroupBy;
+  groups?: string;
   report?: boolean;
   json?: boolean;
 }
 
 /** `--quality`, for `train` and for the transfer run of `compare`. */
 export function qualityOption(help: string): Option {
-  return new Option('--quality <level>', help).choices(QUALITY_NAMES).default(DEFAULT_QUALITY);
+  return new Option('--quality <level>', help).choices(QUALITY_CHOICES).default(DEFAULT_QUALITY);
 }
 
 /** Options shared by `train` and `demo`. */
@@ -66,10 +69,16 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
     .addOption(
       qualityOption(
-        'plain: one backbone pass per photo; fast: + mirror-image averaging at prediction and 3x3 region features; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
+        'auto: plain passes, and the backbones (each alone or the ensemble) chosen by grouped cross-validation on your photos; plain: one backbone pass per photo; fast: + mirror-image averaging at prediction and 3x3 region features; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
       ),
     )
-    .option('--cv <folds>', 'also estimate accuracy by stratified K-fold cross-validation (cheap: features are cached)', int(2, 50))
+    .addOption(
+      new Option('--group-by <how>', 'keep photos that belong together on one side of every split and fold: auto = file series (names, _nohash_ markers, capture times, --groups) and near-copies; series; similarity; none')
+        .choices(GROUP_BY)
+        .default(DEFAULT_GROUP_BY),
+    )
+    .option('--groups <file>', "file of 'relPath<TAB or comma>group' lines: photos that must stay together")
+    .option('--cv <folds>', 'also estimate accuracy by K-fold cross-validation over whole groups, with folds at random and in name order (cheap: features are cached)', int(2, 50))
     .option('--report', 'also write report.html (plots, confusions with thumbnails) into the model folder')
     .option('--json', 'print the result as JSON on stdout');
 }
@@ -106,6 +115,8 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     topK: f.top,
     cv: f.cv,
     quality: f.quality,
+    groupBy: f.groupBy,
+    groupsFile: f.groups,
     onProgress: (p) => bar.update(p),
     onWarning: (m) => warn(m),
     ...extra,
@@ -148,7 +159,21 @@ export function formatTrainResult(r: TrainResult): string {
     .filter(Boolean)
     .join(', ');
   const backbones = (r.members ?? [r]).map((m) => `${m.backbone.id} (${m.backbone.featureDims} features)`).join(' + ');
-  lines.push(`${r.members ? 'ensemble' : 'backbone'} ${backbones} · ${r.classes.length} classes · quality ${q?.name ?? 'plain'}${extras ? ` (${extras})` : ''}`);
+  lines.push(`${r.members ? 'ensemble' : 'backbone'} ${backbones} · ${r.classes.length} classes · quality ${q?.chosenBy === 'auto' ? 'auto (plain)' : (q?.name ?? 'plain')}${extras ? ` (${extras})` : ''}`);
+  if (r.recipe) {
+    const scores = r.recipe.candidates.map((c) => `${c.name} ${percent(c.cvTop1)}`).join(' · ');
+    lines.push(`recipe chosen by ${r.recipe.folds}-fold grouped cross-validation on the training photos (${(r.recipe.millis / 1000).toFixed(1)}s): ${scores} → ${escapeControl(r.recipe.reason)}`);
+  }
+  const g = r.groups;
+  if (g.by !== 'none') {
+    const photos = total('train') + total('validation') + (r.metadata.dataset.testDir ? 0 : total('test'));
+    const why = Object.entries(g.reasons).map(([reason, n]) => `${reason} ${n}`).join(', ');
+    lines.push(
+      g.grouped === 0
+        ? `groups (--group-by ${g.by}): no series or near-copies among the ${photos} photos`
+        : `groups (--group-by ${g.by}): ${g.count} for ${photos} photos, the largest of ${g.largest} (photos tied by ${why}); splits and folds keep each group together`,
+    );
+  }
   lines.push(
     table(
       [
@@ -174,7 +199,10 @@ export function formatTrainResult(r: TrainResult): string {
   const cv = r.crossValidation;
   if (cv) {
     const ks = cv.topK.filter((t) => t.k > 1).map((t) => ` · top-${t.k} ${percent(t.mean)} ± ${percent(t.std)}`).join('');
-    lines.push(`${cv.folds}-fold cross-validation: top-1 ${percent(cv.top1.mean)} ± ${percent(cv.top1.std)}${ks}`);
+    lines.push(`${cv.folds}-fold cross-validation over ${cv.groups} groups, folds at random: top-1 ${percent(cv.top1.mean)} ± ${percent(cv.top1.std)}${ks}`);
+    const o = r.crossValidationOrdered;
+    if (o) lines.push(`${o.folds}-fold cross-validation, folds in name order (scored on photos named before and after): top-1 ${percent(o.top1.mean)} ± ${percent(o.top1.std)}`);
+    lines.push(`the 95% CI above is for the ${r.evaluation.count} held-out test photos; the ± of cross-validation is the spread of its folds`);
   }
   const smallest = Math.min(...Object.values(r.counts).map((c) => c.test));
   if (smallest < 20) {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
 import { recordRun } from '../runs/store.js';
 import { HeadswapError } from '../errors.js';
-import type { QualityName } from '../pipeline/quality.js';
+import type { QualityChoice } from '../pipeline/quality.js';
 import type { TrainedHead } from '../head/train.js';
 import { train, type TrainResult } from '../pipeline/train.js';
 import type { ProgressCallback } from '../util/progress.js';
@@ -26,7 +26,7 @@ export interface CompareOptions {
   /** Seeds the split and both trainings. */
   readonly seed?: number;
   /** The transfer run's `quality` (train()'s option). */
-  readonly quality?: QualityName;
+  readonly quality?: QualityChoice;
   /** Where downloaded backbones live; default $HEADSWAP_CACHE or the user cache folder. */
   readonly cacheDir?: string;
   /** Record the run in the history (`headswap runs`); default true. */

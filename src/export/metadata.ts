@@ -14,11 +14,24 @@ export interface TrainingRecord {
   readonly history: readonly EpochLog[];
   readonly seed: number;
   /** `--quality` (its name) and what it switched on: test-time flip, training views (cache variant ids). Absent in models made before it existed. */
-  readonly quality?: { readonly name: string; readonly tta: boolean; readonly views: readonly string[] };
+  readonly quality?: { readonly name: string; readonly tta: boolean; readonly views: readonly string[]; readonly chosenBy?: 'auto' };
+  /** `--quality auto`: the backbones chosen, why, and every candidate's grouped cross-validation top-1. */
+  readonly recipe?: {
+    readonly chosen: string;
+    readonly reason: string;
+    readonly folds: number;
+    readonly millis: number;
+    readonly candidates: readonly { readonly name: string; readonly cvTop1: number; readonly cvStd: number; readonly perFold: readonly number[] }[];
+  };
+  /** How photos were grouped for the split and the folds (`--group-by`). Absent in models made before it existed. */
+  readonly groups?: { readonly by: string; readonly count: number; readonly largest: number; readonly grouped: number; readonly reasons: Readonly<Record<string, number>> };
   readonly valPct: number;
   readonly testPct: number;
   readonly counts: Readonly<Record<string, { readonly train: number; readonly validation: number; readonly test: number }>>;
+  /** `--cv` with grouped folds dealt at random. */
   readonly crossValidation: CrossValidation | null;
+  /** `--cv` with grouped folds in name order. */
+  readonly crossValidationOrdered?: CrossValidation;
   readonly timings: Readonly<Record<string, number>>;
 }
 

@@ -4,7 +4,8 @@ import { HeadswapError } from '../errors.js';
 import type { FitOptions } from '../head/train.js';
 import { augmentSpecs, type AugmentSpec } from '../image/augment.js';
 import type { ProgressCallback } from '../util/progress.js';
-import { DEFAULT_QUALITY, QUALITY, type QualityName, type QualityPreset } from './quality.js';
+import { DEFAULT_GROUP_BY, type GroupBy } from '../dataset/groups.js';
+import { DEFAULT_QUALITY, QUALITY, type QualityChoice, type QualityPreset } from './quality.js';
 
 export interface TrainOptions {
   /** Folder with one sub-folder of images per class. */
@@ -31,9 +32,18 @@ export interface TrainOptions {
   /**
    * Accuracy against backbone time (src/pipeline/quality.ts): 'plain' one pass per photo; 'fast'
    * also averages each prediction with its mirror image's; 'best' also trains on augmented views.
-   * Default DEFAULT_QUALITY.
+   * 'auto' (DEFAULT_QUALITY): plain passes, and the backbones (each alone or the ensemble) chosen
+   * by grouped cross-validation on the training photos (pipeline/auto.ts).
    */
-  readonly quality?: QualityName;
+  readonly quality?: QualityChoice;
+  /**
+   * What keeps photos together in the split and the folds (dataset/groups.ts): 'auto' (default)
+   * file series and near-duplicates, 'series' names, markers, capture times and `groupsFile`
+   * only, 'similarity' near-duplicates (and markers and `groupsFile`), 'none' every photo alone.
+   */
+  readonly groupBy?: GroupBy;
+  /** A file of `relPath<TAB or comma>group` lines: photos that belong together (dataset/series.ts). */
+  readonly groupsFile?: string;
   /** Folder of the feature cache and downloaded models; default $HEADSWAP_CACHE or the user cache dir. */
   readonly cacheDir?: string;
   /** Do not read or write the feature cache. */
@@ -79,8 +89,11 @@ export interface TrainPlan {
   readonly heldOutPct: number;
   readonly topK: number;
   readonly cv: number | undefined;
-  readonly quality: QualityName;
+  readonly quality: QualityChoice;
+  /** The level's switches ('auto' runs plain passes). */
   readonly preset: QualityPreset;
+  readonly groupBy: GroupBy;
+  readonly groupsFile: string | undefined;
   /** Training views besides the plain photo (the preset's mirror and crops), in cache-variant order. */
   readonly views: readonly AugmentSpec[];
   /** Mirror averaging as the preset asks for it; a fixed-batch backbone turns it off (train()). */
@@ -116,7 +129,7 @@ export function planTraining(options: TrainOptions): TrainPlan {
   }
   const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
   const quality = options.quality ?? DEFAULT_QUALITY;
-  const preset = QUALITY[quality];
+  const preset = QUALITY[quality === 'auto' ? 'plain' : quality];
   const augment = preset.augment;
   const bases = baseList(options.base);
   const { preprocessing, feature } = options.backbone ?? {};
@@ -136,6 +149,8 @@ export function planTraining(options: TrainOptions): TrainPlan {
     cv: options.cv,
     quality,
     preset,
+    groupBy: options.groupBy ?? DEFAULT_GROUP_BY,
+    groupsFile: options.groupsFile,
     views: augment ? augmentSpecs(augment.crops, seed, { flip: augment.flip, ...augment.crop }) : [],
     tta: preset.tta,
     bases,

@@ -2,8 +2,10 @@ import type { CropOptions } from '../image/augment.js';
 import type { RegionGrid } from '../onnx/edit.js';
 import type { HeadOptions } from '../head/train.js';
 
-/** `--quality`: how much backbone time `train` spends for accuracy. */
+/** A named `--quality` level: how much backbone time `train` spends for accuracy. */
 export type QualityName = 'plain' | 'fast' | 'balanced' | 'best';
+/** `--quality`: a named level, or 'auto' (pipeline/auto.ts): the recipe chosen by cross-validation on the user's photos. */
+export type QualityChoice = QualityName | 'auto';
 
 /**
  * What each `--quality` switches on (plain: one pass, the original demo's linear probe; fast: +
@@ -36,10 +38,12 @@ export const QUALITY: Readonly<Record<QualityName, QualityPreset>> = {
 };
 
 /**
- * With the default ensemble (DEFAULT_BASES), one plain pass per photo and backbone: on photos of
- * other kinds than clothing the extra views and region features lost points against the plain
- * probe as often as they gained (bench/README.md, "Choosing the default").
+ * One plain pass per photo and backbone, and the networks (each alone, or all as an ensemble)
+ * chosen by grouped cross-validation on the user's own photos: on photos of other kinds than
+ * clothing the extra views and region features lost points against the plain probe as often as
+ * they gained (bench/README.md, "Choosing the default").
  */
-export const DEFAULT_QUALITY: QualityName = 'plain';
+export const DEFAULT_QUALITY: QualityChoice = 'auto';
 
 export const QUALITY_NAMES = Object.keys(QUALITY) as QualityName[];
+export const QUALITY_CHOICES: readonly QualityChoice[] = ['auto', ...QUALITY_NAMES];

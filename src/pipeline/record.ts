@@ -1,6 +1,7 @@
 import { relative, resolve } from 'node:path';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ImageFile, Skipped } from '../dataset/scan.js';
+import type { GroupBy, GroupReason, PhotoGroups } from '../dataset/groups.js';
 import type { CrossValidation } from '../evaluate/cv.js';
 import type { Evaluation } from '../evaluate/metrics.js';
 import type { ModelMetadata } from '../export/metadata.js';
@@ -9,7 +10,18 @@ import { PIXELS, PROBABILITIES } from '../onnx/edit.js';
 import type { NewRun } from '../runs/types.js';
 import { sha256 } from '../util/fs.js';
 import { toolVersions } from '../util/versions.js';
+import type { RecipeChoice } from './auto.js';
 import type { TrainPlan } from './plan.js';
+
+/** How the data folder's photos were grouped (dataset/groups.ts), without the per-photo map. */
+export interface GroupSummary {
+  readonly by: GroupBy;
+  readonly count: number;
+  readonly largest: number;
+  /** Photos that share a group with another. */
+  readonly grouped: number;
+  readonly reasons: Readonly<Partial<Record<GroupReason, number>>>;
+}
 
 
 export interface SplitCounts {
@@ -42,6 +54,9 @@ export interface RunFacts {
   /** The held-out score (of the ensemble, for several backbones). */
   readonly evaluation: Evaluation;
   readonly crossValidation: CrossValidation | undefined;
+  readonly crossValidationOrdered: CrossValidation | undefined;
+  readonly groups: PhotoGroups;
+  readonly recipe: RecipeChoice | undefined;
   readonly skipped: readonly Skipped[];
   readonly featuresMs: number;
 }
@@ -102,11 +117,14 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
       epochs: head.history.length,
       history: head.history,
       seed: plan.seed,
-      quality: { name: plan.quality, tta: f.tta, views: plan.views.map((v) => v.id) },
+      quality: { name: plan.quality === 'auto' ? 'plain' : plan.quality, tta: f.tta, views: plan.views.map((v) => v.id), ...(plan.quality === 'auto' ? { chosenBy: 'auto' as const } : {}) },
+      ...(f.recipe ? { recipe: { chosen: f.recipe.chosen.name, reason: f.recipe.reason, folds: f.recipe.folds, millis: f.recipe.millis, candidates: f.recipe.candidates.map((c) => ({ name: c.name, cvTop1: c.cvTop1, cvStd: c.cvStd, perFold: c.perFold })) } } : {}),
+      groups: { by: f.groups.by, count: f.groups.count, largest: f.groups.largest, grouped: f.groups.grouped, reasons: f.groups.reasons },
       valPct: plan.valPct,
       testPct: plan.heldOutPct,
       counts: splitCounts(f),
       crossValidation: f.crossValidation ?? null,
+      ...(f.crossValidationOrdered ? { crossValidationOrdered: f.crossValidationOrdered } : {}),
       timings: { featuresMs: f.featuresMs, headMs: f.headMs },
     },
     dataset: {
@@ -130,7 +148,7 @@ export function runRecord(f: RunFacts, metadata: ModelMetadata, seconds: { total
     data: resolve(plan.data),
     testDir: plan.testDir ? resolve(plan.testDir) : null,
     base: (f.members ?? [f]).map((m) => m.backbone.source.origin).join(','),
-    options: { quality: plan.quality, valPct: plan.valPct, testPct: plan.heldOutPct, cv: plan.cv ?? null, ...f.head.options },
+    options: { quality: plan.quality, ...(f.recipe ? { recipe: f.recipe.chosen.name } : {}), groupBy: plan.groupBy, valPct: plan.valPct, testPct: plan.heldOutPct, cv: plan.cv ?? null, ...f.head.options },
     fingerprint: metadata.dataset.fingerprint,
     metrics: {
       top1: evaluation.top1,
@@ -139,6 +157,7 @@ export function runRecord(f: RunFacts, metadata: ModelMetadata, seconds: { total
       logLoss: evaluation.logLoss,
       testImages: evaluation.count,
       ...(crossValidation ? { cvTop1: crossValidation.top1.mean, cvTop1Std: crossValidation.top1.std } : {}),
+      ...(f.crossValidationOrdered ? { cvOrderedTop1: f.crossValidationOrdered.top1.mean } : {}),
     },
     timings: { total: seconds.total, features: f.featuresMs / 1000, head: f.headMs / 1000, export: seconds.export },
     out: plan.out ? resolve(plan.out) : null,

@@ -1,8 +1,10 @@
 import { Backbone } from '../backbone/backbone.js';
+import { groupPhotos, type PhotoGroups } from '../dataset/groups.js';
 import { scanDataset, type ImageFile } from '../dataset/scan.js';
+import { seriesLinks } from '../dataset/series.js';
 import { splitDataset } from '../dataset/split.js';
 import { HeadswapError } from '../errors.js';
-import { crossValidate, type CrossValidation } from '../evaluate/cv.js';
+import { crossValidate, type CrossValidation, type CvItem } from '../evaluate/cv.js';
 import { evaluate, type Evaluation } from '../evaluate/metrics.js';
 import { exportEnsembleGraph } from '../export/graph.js';
 import type { ModelMetadata } from '../export/metadata.js';
@@ -13,11 +15,14 @@ import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRo
 import { flipSpec } from '../image/augment.js';
 import { resizedPixels } from '../image/preprocess.js';
 import { recordRun } from '../runs/store.js';
+import { progressTracker } from '../util/progress.js';
+import { AUTO_FOLDS, chooseRecipe, type RecipeChoice } from './auto.js';
 import { planTraining, type TrainOptions, type TrainPlan } from './plan.js';
-import { modelMetadata, runRecord, splitCounts, usedFiles, type RunFacts, type SplitCounts } from './record.js';
+import { modelMetadata, runRecord, splitCounts, usedFiles, type GroupSummary, type RunFacts, type SplitCounts } from './record.js';
 
 export type { TrainOptions } from './plan.js';
-export type { SplitCounts } from './record.js';
+export type { GroupSummary, SplitCounts } from './record.js';
+export type { RecipeChoice, RecipeScore } from './auto.js';
 
 export interface TrainResult {
   readonly classes: readonly string[];
@@ -32,12 +37,20 @@ export interface TrainResult {
   readonly warnings: readonly string[];
   /** Feature vectors taken from the cache vs computed by the backbone. */
   readonly features: { readonly cached: number; readonly computed: number };
-  readonly timings: { readonly featuresMs: number; readonly headMs: number; readonly exportMs: number; readonly totalMs: number; readonly imagesPerSecond: number };
+  /** `groupMs`: finding series and near-copies; `autoMs`: the recipe choice of `--quality auto` (its cross-validation), when it ran. */
+  readonly timings: { readonly featuresMs: number; readonly headMs: number; readonly exportMs: number; readonly totalMs: number; readonly imagesPerSecond: number; readonly groupMs: number; readonly autoMs?: number };
   readonly out?: string;
   readonly metadata: ModelMetadata;
   /** Every photo used, with its split (absolute paths). */
   readonly files: readonly { readonly path: string; readonly label: number; readonly split: 'train' | 'validation' | 'test' }[];
+  /** `--cv`: folds of whole groups dealt at random. */
   readonly crossValidation?: CrossValidation;
+  /** `--cv`: folds of whole groups in name order. */
+  readonly crossValidationOrdered?: CrossValidation;
+  /** How the data folder's photos were grouped for the split and the folds. */
+  readonly groups: GroupSummary;
+  /** `--quality auto`: every candidate's cross-validation score and the choice. */
+  readonly recipe?: RecipeChoice;
   /** Id in the run history, when recorded. */
   readonly runId?: number;
 }
@@ -54,7 +67,8 @@ interface Labeled {
 }
 
 type Warn = (message: string) => void;
-type Photos = Awaited<ReturnType<typeof splitPhotos>>;
+type Photos = Awaited<ReturnType<typeof scanPhotos>>;
+type Sets = { readonly train: readonly Labeled[]; readonly validation: readonly Labeled[]; readonly test: readonly Labeled[] };
 
 /** Vectors of each path's views, in view order. */
 function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> {
@@ -63,50 +77,102 @@ function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> 
   return out;
 }
 
-/** Scan and split: the photos of each split, and what was skipped on the way. */
-async function splitPhotos(plan: TrainPlan, warn: Warn) {
+/** Scan the data folder (and the test folder): the photos, and what was skipped on the way. */
+async function scanPhotos(plan: TrainPlan, warn: Warn) {
   const scanned = await scanDataset(plan.data);
   const testScan = plan.testDir ? await scanDataset(plan.testDir, { classes: scanned.classes }) : undefined;
   for (const w of [...scanned.warnings, ...(testScan?.warnings ?? [])]) warn(w);
   const skipped = [...scanned.skipped, ...(testScan?.skipped ?? [])];
   for (const s of skipped) warn(`skipped ${s.path}: ${s.reason}`);
-  const split = splitDataset(scanned.files, scanned.classes, { valPct: plan.valPct, testPct: plan.testPct, seed: plan.seed, hasSeparateTest: Boolean(testScan) });
-  return { classes: scanned.classes, train: split.train, validation: split.validation, test: testScan ? testScan.files : split.test, skipped };
+  return { classes: scanned.classes, data: scanned.files, test: testScan?.files, skipped };
 }
 
 /**
- * Every backbone pass the plan needs, cached, for all the backbones at once (each photo read and
- * decoded once for them): the plain photos, the training views of the training and validation
- * photos, and the mirror of the test photos. A photo is used when every backbone could read it.
+ * The plain pass of every photo, cached, for all the backbones at once (each photo read and
+ * decoded once for them). A photo is used when every backbone could read it.
  */
-async function extractAll(backbones: readonly Backbone[], photos: Photos, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
-  const more = { cache, ...plan.extract };
-  const all = [...photos.train, ...photos.validation, ...photos.test];
-  const plain = await extractViewsOf(backbones, all.map((f) => f.path), [PLAIN_VIEW], more);
+async function extractPlain(backbones: readonly Backbone[], photos: Photos, plan: TrainPlan, cache: FeatureCache | undefined, warn: Warn) {
+  const all = [...photos.data, ...(photos.test ?? [])];
+  const plain = await extractViewsOf(backbones, all.map((f) => f.path), [PLAIN_VIEW], { cache, ...plan.extract });
   const skipped = plain[0]!.skipped;
   for (const s of skipped) warn(`skipped ${s.path}: ${s.reason}`);
   const byPath = plain.map((r) => new Map(r.features.map((f) => [f.path, f])));
-  const readable = (files: readonly ImageFile[]): string[] => files.filter((f) => byPath[0]!.has(f.path)).map((f) => f.path);
-  const views = plan.views.length > 0 ? await extractViewsOf(backbones, readable([...photos.train, ...photos.validation]), plan.views.map(augmentView), { ...more, step: 'augment' }) : undefined;
-  const mirrored = tta ? await extractViewsOf(backbones, readable(photos.test), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
-  // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
-  for (const s of [...(views?.[0]!.skipped ?? []), ...(mirrored?.[0]!.skipped ?? [])]) warn(`no augmented view of ${s.path}: ${s.reason}`);
-  const viewsOf = backbones.map((_, m) => byPathOf(views?.[m]));
-  const mirrorOf = backbones.map((_, m) => byPathOf(mirrored?.[m]));
   const labeled = (files: readonly ImageFile[]): Labeled[] =>
     files.flatMap((file) => {
       const found: (ExtractedFeature | undefined)[] = byPath.map((b) => b.get(file.path));
       if (found.some((f) => !f)) return [];
-      return [{ file, hash: found[0]!.hash, rows: found.map((f, m) => ({ vector: f!.vector, label: file.label, views: viewsOf[m]!.get(file.path), mirror: mirrorOf[m]!.get(file.path)?.[0] })) }];
+      return [{ file, hash: found[0]!.hash, rows: found.map((f) => ({ vector: f!.vector, label: file.label })) }];
     });
-  const passes = [...plain, ...(views ?? []), ...(mirrored ?? [])];
   return {
-    sets: { train: labeled(photos.train), validation: labeled(photos.validation), test: labeled(photos.test) },
+    data: labeled(photos.data),
+    test: photos.test ? labeled(photos.test) : undefined,
     skipped,
     featureDims: plain.map((r) => r.features[0]?.vector.length ?? 0),
+    cached: plain.reduce((n, r) => n + r.cached, 0),
+    computed: plain.reduce((n, r) => n + r.computed, 0),
+  };
+}
+
+/** The global average of a backbone's feature vector (region features follow it). */
+function pooled(backbone: Backbone, vector: Float32Array): Float32Array {
+  const r = backbone.feature.regions;
+  return r ? vector.subarray(0, vector.length / (1 + r.rows * r.cols)) : vector;
+}
+
+/** The groups of the data folder's photos: series links and near-duplicates (dataset/groups.ts). */
+async function groupsOf(backbones: readonly Backbone[], data: readonly Labeled[], plan: TrainPlan, classes: readonly string[], warn: Warn): Promise<PhotoGroups> {
+  const files = data.map((t) => t.file);
+  const links = plan.groupBy === 'none' ? [] : await seriesLinks(files, { groupsFile: plan.groupsFile, readTimes: plan.groupBy !== 'similarity' });
+  const groups = groupPhotos(files, plan.groupBy, links, data.map((t) => t.rows.map((r, m) => pooled(backbones[m]!, r.vector))));
+  if (groups.grouped > 0) {
+    warn(`${groups.grouped} of ${files.length} photos come in series or near-copies (${groups.count} groups, the largest of ${groups.largest}); splits and folds keep each group together, so the estimate counts each series as one photo`);
+  }
+  for (const c of groups.singleGroupClasses) {
+    warn(`class '${classes[c]}': all its photos are one series; add photos of other objects, places or light, or the estimate cannot tell how it does on new ones`);
+  }
+  return groups;
+}
+
+/** Split the data folder by groups; a `--test-dir` replaces the test split. */
+function splitSets(data: readonly Labeled[], test: readonly Labeled[] | undefined, groups: PhotoGroups, classes: readonly string[], plan: TrainPlan): Sets {
+  const byPath = new Map(data.map((t) => [t.file.path, t]));
+  const split = splitDataset(data.map((t) => t.file), classes, { valPct: plan.valPct, testPct: plan.testPct, seed: plan.seed, hasSeparateTest: Boolean(test), groupOf: (relPath) => groups.of.get(relPath) ?? relPath });
+  const back = (files: readonly ImageFile[]): Labeled[] => files.map((f) => byPath.get(f.path)!);
+  return { train: back(split.train), validation: back(split.validation), test: test ?? back(split.test) };
+}
+
+/**
+ * The passes the level asks for beyond the plain one: the training views of the training and
+ * validation photos, and the mirror of the test photos (test-time flip).
+ */
+async function extractViews(backbones: readonly Backbone[], sets: Sets, plan: TrainPlan, tta: boolean, cache: FeatureCache | undefined, warn: Warn) {
+  const more = { cache, ...plan.extract };
+  const paths = (set: readonly Labeled[]): string[] => set.map((t) => t.file.path);
+  const views = plan.views.length > 0 ? await extractViewsOf(backbones, paths([...sets.train, ...sets.validation]), plan.views.map(augmentView), { ...more, step: 'augment' }) : undefined;
+  const mirrored = tta ? await extractViewsOf(backbones, paths(sets.test), [augmentView(flipSpec())], { ...more, step: 'mirror' }) : undefined;
+  // A photo readable as itself but not as a view keeps its plain vector; the failure is still said.
+  for (const s of [...(views?.[0]!.skipped ?? []), ...(mirrored?.[0]!.skipped ?? [])]) warn(`no augmented view of ${s.path}: ${s.reason}`);
+  const viewsOf = backbones.map((_, m) => byPathOf(views?.[m]));
+  const mirrorOf = backbones.map((_, m) => byPathOf(mirrored?.[m]));
+  const withViews = (set: readonly Labeled[]): Labeled[] =>
+    set.map((t) => ({ ...t, rows: t.rows.map((r, m) => ({ ...r, views: viewsOf[m]!.get(t.file.path), mirror: mirrorOf[m]!.get(t.file.path)?.[0] })) }));
+  const passes = [...(views ?? []), ...(mirrored ?? [])];
+  return {
+    sets: { train: withViews(sets.train), validation: withViews(sets.validation), test: withViews(sets.test) },
     cached: passes.reduce((n, r) => n + r.cached, 0),
     computed: passes.reduce((n, r) => n + r.computed, 0),
   };
+}
+
+/** Photos as cross-validation items, with their groups. */
+function cvItems(set: readonly Labeled[], groups: PhotoGroups): CvItem[] {
+  return set.map((t) => ({ relPath: t.file.relPath, label: t.file.label, rows: t.rows, group: groups.of.get(t.file.relPath) }));
+}
+
+/** Folds auto can afford: at most AUTO_FOLDS, at most the smallest class's photo count. */
+function autoFolds(items: readonly CvItem[], classes: readonly string[]): number {
+  const smallest = Math.min(...classes.map((_, c) => items.filter((it) => it.label === c).length));
+  return Math.min(AUTO_FOLDS, smallest);
 }
 
 /** Ensemble members share one `pixels` input, so they must want the same resized image. */
@@ -121,7 +187,7 @@ function checkEnsemble(backbones: readonly Backbone[]): void {
 }
 
 /** Refuses sets the head cannot be trained or scored on, and says what inflates or confuses the score. */
-function checkSets(sets: { readonly train: readonly Labeled[]; readonly validation: readonly Labeled[]; readonly test: readonly Labeled[] }, classes: readonly string[], plan: TrainPlan, warn: Warn): void {
+function checkSets(sets: Sets, classes: readonly string[], plan: TrainPlan, warn: Warn): void {
   checkDuplicates([...sets.train, ...sets.validation], sets.test, classes, warn);
   if (sets.test.length === 0) throw new HeadswapError(`${plan.testDir ?? plan.data}: no readable test images; add photos or give --test-dir`);
   for (const [c, name] of classes.entries()) {
@@ -143,7 +209,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     options.onWarning?.(m);
   };
   const plan = planTraining(options);
-  const photos = await splitPhotos(plan, warn);
+  const photos = await scanPhotos(plan, warn);
   // Refuse before the slow part rather than after it.
   if (plan.out) await assertOutputFree(plan.out, plan.force);
 
@@ -156,18 +222,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 }
 
-async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: Photos, warn: Warn, warnings: readonly string[], t0: number): Promise<TrainResult> {
+async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Photos, warn: Warn, warnings: readonly string[], t0: number): Promise<TrainResult> {
   const { classes } = photos;
-  checkEnsemble(backbones);
+  checkEnsemble(loaded);
   const regions = plan.preset.regions;
-  for (const backbone of backbones) {
+  for (const backbone of loaded) {
     if (regions && !backbone.feature.regions) {
       const { tensor, pooling } = backbone.feature;
       warn(`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${regions.rows}x${regions.cols}), so --quality ${plan.quality} trains on the pooled features alone`);
     }
   }
   let tta = plan.tta;
-  const batchOfOne = backbones.find((b) => b.batchOfOne);
+  const batchOfOne = loaded.find((b) => b.batchOfOne);
   if (tta && batchOfOne) {
     warn(`${batchOfOne.id} takes one image per run, so the mirror image cannot run beside the photo; test-time flip is off`);
     tta = false;
@@ -175,10 +241,34 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
   const cache = plan.useCache ? openFeatureCache(plan.cacheDir) : undefined;
   try {
     const tf = performance.now();
-    const extracted = await extractAll(backbones, photos, plan, tta, cache, warn);
-    const featuresMs = performance.now() - tf;
-    const { sets } = extracted;
-    checkSets(sets, classes, plan, warn);
+    const plain = await extractPlain(loaded, photos, plan, cache, warn);
+    const plainMs = performance.now() - tf;
+    const tg = performance.now();
+    const groups = await groupsOf(loaded, plain.data, plan, classes, warn);
+    const split = splitSets(plain.data, plain.test, groups, classes, plan);
+    checkSets(split, classes, plan, warn);
+
+    // --quality auto: which networks, by grouped CV on the photos the final score does not use.
+    let recipe: RecipeChoice | undefined;
+    let chosen = loaded.map((_, m) => m);
+    if (plan.quality === 'auto' && loaded.length > 1) {
+      const items = cvItems([...split.train, ...split.validation], groups);
+      const folds = autoFolds(items, classes);
+      if (folds >= 2) {
+        recipe = await chooseRecipe(items, classes, loaded.map((b) => b.id), plan.head, folds, plan.extract.onProgress);
+        chosen = [...recipe.chosen.members];
+      } else {
+        warn(`--quality auto: a class has fewer than 2 training photos, too few to compare recipes; using all ${loaded.length} backbones`);
+      }
+    }
+    const groupMs = performance.now() - tg - (recipe?.millis ?? 0);
+    const backbones = chosen.map((m) => loaded[m]!);
+    const tv = performance.now();
+    const pick = (set: readonly Labeled[]): Labeled[] => set.map((t) => ({ ...t, rows: chosen.map((m) => t.rows[m]!) }));
+    const extra = await extractViews(backbones, { train: pick(split.train), validation: pick(split.validation), test: pick(split.test) }, plan, tta, cache, warn);
+    const featuresMs = plainMs + performance.now() - tv;
+    const { sets } = extra;
+    const featureDims = chosen.map((m) => plain.featureDims[m]!);
 
     const k = classes.length;
     const rows = (set: readonly Labeled[], m: number): LabeledRow[] => set.map((t) => t.rows[m]!);
@@ -202,19 +292,16 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
         { maxK: plan.topK },
       );
     const evaluation = scored(averageProbabilities(memberProbs));
-    const members = backbones.length > 1 ? backbones.map((backbone, m) => ({ backbone, head: heads[m]!, evaluation: scored(memberProbs[m]!), featureDims: extracted.featureDims[m]! })) : undefined;
-    const crossValidation = plan.cv
-      ? await crossValidate(
-          [...sets.train, ...sets.validation, ...(plan.testDir ? [] : sets.test)].map((t) => ({ relPath: t.file.relPath, label: t.file.label, rows: t.rows })),
-          classes,
-          plan.cv,
-          { ...plan.head, maxK: plan.topK, tta },
-        )
-      : undefined;
+    const members = backbones.length > 1 ? backbones.map((backbone, m) => ({ backbone, head: heads[m]!, evaluation: scored(memberProbs[m]!), featureDims: featureDims[m]! })) : undefined;
+    const estimates = plan.cv ? await estimate(cvItems([...sets.train, ...sets.validation, ...(plan.testDir ? [] : sets.test)], groups), classes, plan, tta, evaluation, warn) : undefined;
 
     const head = heads[0]!;
     const headMs = heads.reduce((n, h) => n + h.millis, 0);
-    const facts: RunFacts = { plan, backbone: backbones[0]!, members, classes, sets, featureDims: extracted.featureDims[0]!, tta, head, headMs, evaluation, crossValidation, skipped: [...photos.skipped, ...extracted.skipped], featuresMs };
+    const facts: RunFacts = {
+      plan, backbone: backbones[0]!, members, classes, sets, featureDims: featureDims[0]!, tta, head, headMs, evaluation,
+      crossValidation: estimates?.random, crossValidationOrdered: estimates?.ordered, groups, recipe,
+      skipped: [...photos.skipped, ...plain.skipped], featuresMs,
+    };
     const metadata = modelMetadata(facts);
     const te = performance.now();
     if (plan.out) {
@@ -224,6 +311,8 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
     const exportMs = performance.now() - te;
     const totalMs = performance.now() - t0;
     const runId = plan.record ? recordRun(runRecord(facts, metadata, { total: totalMs / 1000, export: exportMs / 1000 }), plan.cacheDir) : undefined;
+    const cached = plain.cached + extra.cached;
+    const computed = plain.computed + extra.computed;
     return {
       classes,
       counts: splitCounts(facts),
@@ -233,17 +322,57 @@ async function trainOn(backbones: readonly Backbone[], plan: TrainPlan, photos: 
       ...(members ? { members: members.map((x) => ({ backbone: { id: x.backbone.id, origin: x.backbone.source.origin, sha256: x.backbone.source.sha256, featureDims: x.featureDims }, head: x.head, evaluation: x.evaluation })) } : {}),
       skipped: facts.skipped,
       warnings,
-      features: { cached: extracted.cached, computed: extracted.computed },
-      timings: { featuresMs, headMs, exportMs, totalMs, imagesPerSecond: (extracted.cached + extracted.computed) / (featuresMs / 1000) },
+      features: { cached, computed },
+      timings: { featuresMs, headMs, exportMs, totalMs, imagesPerSecond: (cached + computed) / (featuresMs / 1000), groupMs, ...(recipe ? { autoMs: recipe.millis } : {}) },
       out: plan.out,
       metadata,
       files: usedFiles(facts),
-      crossValidation,
+      crossValidation: estimates?.random,
+      crossValidationOrdered: estimates?.ordered,
+      groups: groupSummary(groups),
+      ...(recipe ? { recipe } : {}),
       runId,
     };
   } finally {
     cache?.close();
   }
+}
+
+/**
+ * `--cv`: grouped folds dealt at random (the estimate shown first: across evaluation sets of
+ * several kinds the closest to later photos' score) and folds in name order (photos scored on
+ * ones named before and after them). Says so when they, or CV and the held-out photos, disagree.
+ */
+async function estimate(items: readonly CvItem[], classes: readonly string[], plan: TrainPlan, tta: boolean, evaluation: Evaluation, warn: Warn): Promise<{ random: CrossValidation; ordered: CrossValidation }> {
+  const options = { ...plan.head, maxK: plan.topK, tta };
+  const k = plan.cv!;
+  const report = progressTracker('cross-validation', 2 * k, plan.extract.onProgress, 'folds');
+  report(0);
+  const random = await crossValidate(items, classes, k, { ...options, kind: 'random', onFold: (f) => report(f) });
+  const ordered = await crossValidate(items, classes, k, { ...options, kind: 'ordered', onFold: (f) => report(k + f) });
+  if (random.ungroupedClasses.length > 0) {
+    warn(`--cv ${plan.cv}: ${random.ungroupedClasses.map((c) => `'${c}'`).join(', ')} form(s) fewer series than folds, so their photos were dealt one by one and near-copies can sit on both sides`);
+  }
+  const pts = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  if (Math.abs(random.top1.mean - ordered.top1.mean) > disagreement(random, ordered)) {
+    warn(`cross-validation disagrees with itself: ${pts(random.top1.mean)} with random folds, ${pts(ordered.top1.mean)} with folds in name order (each photo scored by a head trained on photos named before and after it); if your later photos differ from the earlier ones, trust the second`);
+  }
+  const [lo, hi] = evaluation.top1Ci95;
+  if (random.top1.mean < lo || random.top1.mean > hi) {
+    warn(`cross-validation (${pts(random.top1.mean)}) lies outside the held-out photos' 95% interval (${pts(lo)}-${pts(hi)}): the held-out photos differ from the training folder, or are too few to say`);
+  }
+  return { random, ordered };
+}
+
+/** Two fold partitions' means differ by more than this only if their folds really differ (2 standard errors). */
+function disagreement(a: CrossValidation, b: CrossValidation): number {
+  const se = (cv: CrossValidation): number => cv.top1.std / Math.sqrt(Math.max(1, cv.folds - 1));
+  return 2 * Math.hypot(se(a), se(b));
+}
+
+/** What the result says of the groups (the per-photo map stays inside). */
+function groupSummary(g: PhotoGroups): GroupSummary {
+  return { by: g.by, count: g.count, largest: g.largest, grouped: g.grouped, reasons: g.reasons };
 }
 
 /** The same photo under two classes confuses training; the same photo in train and test inflates the score. */

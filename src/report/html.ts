@@ -245,11 +245,30 @@ function metricsSection(input: ReportInput): Html {
     cv &&
     html`<div><h3>Cross-validation</h3>
   <table class="numbers">
-    <thead><tr><th>${cv.folds} folds</th><th>mean</th><th>std</th></tr></thead>
-    <tbody><tr><th>top-1</th><td>${pct(cv.top1.mean)}</td><td>${pct(cv.top1.std)}</td></tr>
-    ${cv.topK.filter((t) => t.k > 1).map((t) => html`<tr><th>top-${t.k}</th><td>${pct(t.mean)}</td><td>${pct(t.std)}</td></tr>`)}</tbody>
+    <thead><tr><th>${cv.folds} folds${cv.groups !== undefined ? html` over ${cv.groups} groups` : ''}</th><th>mean</th><th>std</th></tr></thead>
+    <tbody><tr><th>top-1, folds at random</th><td>${pct(cv.top1.mean)}</td><td>${pct(cv.top1.std)}</td></tr>
+    ${cv.topK.filter((t) => t.k > 1).map((t) => html`<tr><th>top-${t.k}</th><td>${pct(t.mean)}</td><td>${pct(t.std)}</td></tr>`)}
+    ${input.crossValidationOrdered && html`<tr><th>top-1, folds in name order</th><td>${pct(input.crossValidationOrdered.top1.mean)}</td><td>${pct(input.crossValidationOrdered.top1.std)}</td></tr>`}</tbody>
   </table>
-  <p class="note">Mean and standard deviation of the held-out score over the folds.</p></div>`
+  <p class="note">Mean and standard deviation of the held-out score over the folds; photos of one group are held out together. Folds in name order score each photo with a head trained on photos named before and after it: if your new photos differ from your earlier ones, it is the closer estimate. The 95% interval above is for the ${ev.count} held-out test photos only.</p></div>`
+  }
+  ${
+    input.groups &&
+    html`<div><h3>Groups</h3>
+  <p>${
+    input.groups.grouped === 0
+      ? html`No series or near-copies found (<code>--group-by ${input.groups.by}</code>): every photo is its own group.`
+      : html`${input.groups.grouped} photos come in series or near-copies: ${input.groups.count} groups, the largest of ${input.groups.largest} (<code>--group-by ${input.groups.by}</code>). The split and the folds keep each group together, so an estimate counts a series as one photo.`
+  }</p></div>`
+  }
+  ${
+    input.recipe &&
+    html`<div><h3>Recipe (--quality auto)</h3>
+  <table class="numbers">
+    <thead><tr><th>candidate</th><th>CV top-1</th><th>std</th></tr></thead>
+    <tbody>${input.recipe.candidates.map((c) => html`<tr><th>${c.name === input.recipe!.chosen ? html`<strong>${c.name}</strong>` : c.name}</th><td>${pct(c.cvTop1)}</td><td>${pct(c.cvStd)}</td></tr>`)}</tbody>
+  </table>
+  <p class="note">${input.recipe.folds}-fold grouped cross-validation on the training photos. ${input.recipe.reason}.</p></div>`
   }
   </div>
 </section>`;

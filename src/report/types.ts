@@ -4,6 +4,14 @@ import type { EpochLog } from '../head/train.js';
 
 export type SplitName = 'train' | 'validation' | 'test';
 
+export interface ReportCv {
+  readonly folds: number;
+  /** Groups dealt into the folds (absent for models made before groups existed). */
+  readonly groups?: number;
+  readonly top1: { readonly mean: number; readonly std: number };
+  readonly topK: readonly { readonly k: number; readonly mean: number; readonly std: number }[];
+}
+
 /** Everything the HTML report shows; built from a train result or an exported model folder. */
 export interface ReportInput {
   readonly title: string;
@@ -23,7 +31,13 @@ export interface ReportInput {
   /** Held-out evaluation; misclassified files are absolute paths. */
   readonly evaluation: Evaluation;
   /** Mean and std over folds when --cv was used. */
-  readonly crossValidation?: { readonly folds: number; readonly top1: { readonly mean: number; readonly std: number }; readonly topK: readonly { readonly k: number; readonly mean: number; readonly std: number }[] };
+  readonly crossValidation?: ReportCv;
+  /** The same folds' count, dealt in name order (absent for models made before it existed). */
+  readonly crossValidationOrdered?: ReportCv;
+  /** How photos were grouped for the split and the folds. */
+  readonly groups?: { readonly by: string; readonly count: number; readonly largest: number; readonly grouped: number };
+  /** `--quality auto`: every candidate's grouped CV top-1 and the choice. */
+  readonly recipe?: { readonly chosen: string; readonly reason: string; readonly folds: number; readonly candidates: readonly { readonly name: string; readonly cvTop1: number; readonly cvStd: number }[] };
   readonly compare?: CompareResult;
   readonly options: Readonly<Record<string, unknown>>;
   readonly timings: Readonly<Record<string, number>>;

@@ -71,8 +71,11 @@ describe('headswap CLI', () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /top-1 \d+\.\d% \(95% CI/);
     assert.match(forced.stdout, /confusion matrix/);
-    // The default: both bundled networks, one plain pass each over the 20 photos.
-    assert.match(forced.stdout, /ensemble mobilenet_v2 \(1280 features\) \+ mobilenet_edgetpu \(1280 features\) · 2 classes · quality plain/);
+    // The default: both bundled networks, one plain pass each over the 20 photos; auto keeps the
+    // ensemble here (no single network beats it on these photos), so both are exported.
+    assert.match(forced.stdout, /(ensemble mobilenet_v2 \(1280 features\) \+ mobilenet_edgetpu|backbone mobilenet_(v2|edgetpu)) \(1280 features\) · 2 classes · quality auto \(plain\)/);
+    assert.match(forced.stdout, /recipe chosen by \d-fold grouped cross-validation on the training photos \([\d.]+s\): mobilenet_v2 [\d.]+% · mobilenet_edgetpu [\d.]+% · mobilenet_v2\+mobilenet_edgetpu [\d.]+% → /);
+    assert.match(forced.stdout, /groups \(--group-by auto\): /);
     assert.match(forced.stdout, /each backbone alone on the same test photos: mobilenet_v2 \d+\.\d% · mobilenet_edgetpu \d+\.\d% · the ensemble \d+\.\d%/);
     assert.match(forced.stdout, /features: 0 computed, 40 from cache/);
     assert.match(forced.stdout, /recorded as run 2 /);

@@ -15,6 +15,8 @@ import { flipSpec } from '../../src/image/augment.js';
 import { predictFiles } from '../../src/predict/files.js';
 import { train, type TrainResult } from '../../src/pipeline/train.js';
 import { QUALITY } from '../../src/pipeline/quality.js';
+import { pickRecipe } from '../../src/pipeline/auto.js';
+import sharp from 'sharp';
 import { packagePath } from '../../src/util/paths.js';
 import { copySubset } from '../helpers/dataset.js';
 import { writeBrokenFiles } from '../helpers/images.js';
@@ -100,13 +102,51 @@ describe('train end to end on real photos', () => {
     assert.ok(maxDiff <= 1e-4, `max |diff| ${maxDiff}`);
   });
 
-  it('by default trains the two bundled networks as an ensemble, one plain pass each', async () => {
+  it('by default chooses among each bundled network and their ensemble by grouped CV, and records why', async () => {
     const r = await train({ data, testDir, cacheDir, out: false, seed: 3 });
-    assert.deepEqual(r.members?.map((m) => m.backbone.id), ['mobilenet_v2', 'mobilenet_edgetpu']);
-    assert.deepEqual(r.members?.map((m) => m.backbone.featureDims), [1280, 1280]);
+    const recipe = r.recipe!;
+    assert.deepEqual(recipe.candidates.map((c) => c.name), ['mobilenet_v2', 'mobilenet_edgetpu', 'mobilenet_v2+mobilenet_edgetpu']);
+    assert.equal(recipe.chosen.name, pickRecipe(recipe.candidates, 2).chosen.name);
+    for (const c of recipe.candidates) {
+      assert.equal(c.perFold.length, recipe.folds);
+      assert.ok(c.cvTop1 > 0.3 && c.cvTop1 <= 1, `${c.name} ${c.cvTop1}`);
+    }
+    // What is exported (and scored) is the chosen recipe.
+    assert.deepEqual((r.members ?? [r]).map((m) => m.backbone.id), recipe.chosen.name.split('+'));
     assert.equal(r.metadata.training.quality?.name, 'plain');
+    assert.equal(r.metadata.training.quality?.chosenBy, 'auto');
     assert.equal(r.metadata.training.quality?.tta, false);
-    assert.deepEqual(r.metadata.ensemble?.members.map((m) => m.backbone.id), ['mobilenet_v2', 'mobilenet_edgetpu']);
+    assert.equal(r.metadata.training.recipe?.chosen, recipe.chosen.name);
+    assert.equal(r.metadata.training.recipe?.candidates.length, 3);
+    assert.ok((r.timings.autoMs ?? 0) > 0);
+  });
+
+  it('near-copies stay on one side of the split and of every fold, and are said', async () => {
+    const nc = join(dir, 'near-copies');
+    await copySubset('train', CLASSES, 6, nc);
+    for (const c of CLASSES) {
+      const [photo] = (await readdir(join(nc, c))).sort();
+      const src = join(nc, c, photo!);
+      const meta = await sharp(src).metadata();
+      await sharp(src).jpeg({ quality: 55 }).toFile(join(nc, c, 'zz-again-a.jpg'));
+      await sharp(src).resize(Math.round(meta.width! * 0.93)).jpeg({ quality: 80 }).toFile(join(nc, c, 'zz-again-b.jpg'));
+    }
+    const warnings: string[] = [];
+    const r = await train({ data: nc, cacheDir, out: false, seed: 0, cv: 3, base: 'mobilenet_v2', onWarning: (w) => warnings.push(w) });
+    assert.ok(r.groups.grouped >= 9, JSON.stringify(r.groups));
+    assert.ok((r.groups.reasons.similarity ?? 0) >= 9);
+    for (const c of CLASSES) {
+      const photo = (await readdir(join(nc, c))).sort()[0]!;
+      const splits = new Set(r.files.filter((f) => [photo, 'zz-again-a.jpg', 'zz-again-b.jpg'].some((n) => f.path === join(nc, c, n))).map((f) => f.split));
+      assert.equal(splits.size, 1, `${c}: copies in ${[...splits]}`);
+    }
+    assert.ok(warnings.some((w) => /come in series or near-copies .* the estimate counts each series as one photo/.test(w)), warnings.join('\n'));
+    assert.equal(r.crossValidation?.kind, 'random');
+    assert.equal(r.crossValidationOrdered?.kind, 'ordered');
+    assert.ok(r.crossValidation!.groups < 24);
+    const none = await train({ data: nc, cacheDir, out: false, seed: 0, cv: 3, base: 'mobilenet_v2', groupBy: 'none' });
+    assert.equal(none.groups.grouped, 0);
+    assert.equal(none.crossValidation!.groups, 24);
   });
 
   it('an ensemble trains one head per backbone and averages them in one model.onnx', async () => {

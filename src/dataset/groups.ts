@@ -1,0 +1,124 @@
+import { averageLinkage, cosineDistances } from '../util/cluster.js';
+import { byCodePoint } from '../util/text.js';
+import type { LinkReason, SeriesLink } from './series.js';
+
+/** `--group-by`: what keeps photos together in every split and fold. */
+export type GroupBy = 'auto' | 'similarity' | 'series' | 'none';
+export const GROUP_BY: readonly GroupBy[] = ['auto', 'similarity', 'series', 'none'];
+export const DEFAULT_GROUP_BY: GroupBy = 'auto';
+
+/**
+ * Near-duplicate threshold: two sets of photos of one class join while their mean cosine distance
+ * on the pooled backbone features (averaged over an ensemble's networks) is at most this. Chosen
+ * by measurement on evaluation sets of several kinds (bench/README.md, "Series and honest
+ * estimates"): larger values merge different objects of a class until folds lose whole classes.
+ */
+export const SIMILARITY_THRESHOLD = 0.15;
+
+export type GroupReason = LinkReason | 'similarity';
+
+export interface PhotoGroups {
+  readonly by: GroupBy;
+  /** Each photo's group: the code-point-first relPath among its members. */
+  readonly of: ReadonlyMap<string, string>;
+  readonly count: number;
+  /** Photos in the largest group. */
+  readonly largest: number;
+  /** Photos that share a group with another photo. */
+  readonly grouped: number;
+  /** How many photos each rule tied to another (a photo can count under several). */
+  readonly reasons: Readonly<Partial<Record<GroupReason, number>>>;
+  /** Classes whose photos all fell into one group. */
+  readonly singleGroupClasses: readonly number[];
+}
+
+export interface GroupInput {
+  readonly relPath: string;
+  readonly label: number;
+}
+
+/**
+ * Puts photos of one class that belong together into one group: the series links (names,
+ * markers, a groups file, capture times) and, unless `by` is 'series', near-duplicate clusters
+ * of `vectors` (each photo's pooled feature vector per network, aligned with `files`).
+ * 'none' gives every photo its own group.
+ */
+export function groupPhotos(
+  files: readonly GroupInput[],
+  by: GroupBy,
+  links: readonly SeriesLink[],
+  vectors?: readonly (readonly Float32Array[])[],
+  threshold = SIMILARITY_THRESHOLD,
+): PhotoGroups {
+  const index = new Map(files.map((f, i) => [f.relPath, i]));
+  const parent = Int32Array.from(files, (_, i) => i);
+  const find = (i: number): number => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]!]!;
+      i = parent[i]!;
+    }
+    return i;
+  };
+  const tied = new Map<GroupReason, Set<number>>();
+  const join = (a: number, b: number, reason: GroupReason): void => {
+    if (files[a]!.label !== files[b]!.label || a === b) return;
+    const set = tied.get(reason) ?? new Set<number>();
+    set.add(a).add(b);
+    tied.set(reason, set);
+    const [ra, rb] = [find(a), find(b)];
+    parent[Math.max(ra, rb)] = Math.min(ra, rb);
+  };
+  // 'similarity' keeps only what the user said (marker, groups file), not what names suggest.
+  const said = new Set<LinkReason>(by === 'similarity' ? ['marker', 'groups-file'] : ['marker', 'groups-file', 'name', 'time']);
+  if (by !== 'none') {
+    for (const link of links) {
+      if (!said.has(link.reason)) continue;
+      const [a, b] = [index.get(link.a), index.get(link.b)];
+      if (a !== undefined && b !== undefined) join(a, b, link.reason);
+    }
+  }
+  if ((by === 'auto' || by === 'similarity') && vectors) {
+    const byClass = new Map<number, number[]>();
+    files.forEach((f, i) => byClass.set(f.label, [...(byClass.get(f.label) ?? []), i]));
+    for (const members of byClass.values()) {
+      if (members.length < 2) continue;
+      const n = members.length;
+      const nets = vectors[members[0]!]!.length;
+      const d = new Float64Array(n * n);
+      for (let m = 0; m < nets; m++) {
+        const dm = cosineDistances(members.map((i) => vectors[i]![m]!));
+        for (let t = 0; t < d.length; t++) d[t]! += dm[t]! / nets;
+      }
+      const cluster = averageLinkage(d, n, threshold);
+      cluster.forEach((c, i) => {
+        if (c !== i) join(members[i]!, members[c]!, 'similarity');
+      });
+    }
+  }
+  const members = new Map<number, number[]>();
+  files.forEach((_, i) => members.set(find(i), [...(members.get(find(i)) ?? []), i]));
+  const of = new Map<string, string>();
+  let largest = 0;
+  let grouped = 0;
+  const groupsOfClass = new Map<number, number>();
+  for (const list of members.values()) {
+    const key = list.map((i) => files[i]!.relPath).sort(byCodePoint)[0]!;
+    for (const i of list) of.set(files[i]!.relPath, key);
+    largest = Math.max(largest, list.length);
+    if (list.length > 1) grouped += list.length;
+    const label = files[list[0]!]!.label;
+    groupsOfClass.set(label, (groupsOfClass.get(label) ?? 0) + 1);
+  }
+  const classSizes = new Map<number, number>();
+  for (const f of files) classSizes.set(f.label, (classSizes.get(f.label) ?? 0) + 1);
+  const singleGroupClasses = [...groupsOfClass.entries()].filter(([label, g]) => g === 1 && (classSizes.get(label) ?? 0) > 1).map(([label]) => label).sort((a, b) => a - b);
+  return {
+    by,
+    of,
+    count: members.size,
+    largest,
+    grouped,
+    reasons: Object.fromEntries([...tied.entries()].map(([r, s]) => [r, s.size])),
+    singleGroupClasses,
+  };
+}
