@@ -51,7 +51,16 @@ interface ChildResult {
   readonly recipe?: string;
   readonly recipeCandidates?: { name: string; cvTop1: number }[];
   readonly groups: { count: number; largest: number; grouped: number };
+  /** Steady extraction: images/s of the plain features step over its first and its last fifth. */
+  readonly featuresRate: { readonly firstFifth: number; readonly lastFifth: number };
   readonly warnings: readonly string[];
+}
+
+/** Images/s between the samples nearest to two fractions of a step's total. */
+function rateBetween(samples: readonly { done: number; ms: number }[], total: number, from: number, to: number): number {
+  const at = (f: number) => samples.reduce((best, s) => (Math.abs(s.done - f * total) < Math.abs(best.done - f * total) ? s : best), samples[0]!);
+  const [a, b] = [at(from), at(to)];
+  return b.ms > a.ms ? r2(((b.done - a.done) * 1000) / (b.ms - a.ms)) : 0;
 }
 
 const r2 = (x: number): number => +x.toFixed(2);
@@ -65,6 +74,8 @@ async function child(spec: ChildSpec): Promise<void> {
   const importSeconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage();
   const shown = new Map<string, number>();
+  const featureSamples: { done: number; ms: number }[] = [];
+  let featureTotal = 0;
   const t1 = performance.now();
   const r = await train({
     data: spec.data,
@@ -78,6 +89,10 @@ async function child(spec: ChildSpec): Promise<void> {
     onProgress: (p) => {
       const last = shown.get(p.step);
       const now = performance.now();
+      if (p.step === 'features') {
+        featureSamples.push({ done: p.done, ms: now });
+        featureTotal = p.total;
+      }
       const tenth = Math.max(1, Math.ceil(p.total / 10));
       if (last === undefined || p.done === p.total || (p.done % tenth === 0 && now - last > 1000) || now - last > 30_000) {
         shown.set(p.step, now);
@@ -99,6 +114,7 @@ async function child(spec: ChildSpec): Promise<void> {
     top1: r.evaluation.top1,
     ...(r.recipe ? { recipe: r.recipe.chosen.name, recipeCandidates: r.recipe.candidates.map((c) => ({ name: c.name, cvTop1: r3(c.cvTop1) })) } : {}),
     groups: { count: r.groups.count, largest: r.groups.largest, grouped: r.groups.grouped },
+    featuresRate: featureSamples.length > 1 ? { firstFifth: rateBetween(featureSamples, featureTotal, 0, 0.2), lastFifth: rateBetween(featureSamples, featureTotal, 0.8, 1) } : { firstFifth: 0, lastFifth: 0 },
     warnings: r.warnings,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -43,7 +43,9 @@ function unitsOf<T extends { relPath: string }>(files: readonly T[], seed: numbe
   const byKey = new Map<string, T[]>();
   for (const f of files) {
     const key = groupOf?.(f.relPath) ?? f.relPath;
-    byKey.set(key, [...(byKey.get(key) ?? []), f]);
+    const list = byKey.get(key);
+    if (list) list.push(f);
+    else byKey.set(key, [f]);
   }
   const units = byKey.size >= needed ? [...byKey.entries()] : files.map((f) => [f.relPath, [f]] as const);
   return units.map(([key, members]) => ({ key, u: splitUnit(seed, key), files: members }));

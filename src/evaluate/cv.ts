@@ -61,7 +61,9 @@ export function assignFolds(items: readonly CvItem[], classes: readonly string[]
     const byGroup = new Map<string, CvItem[]>();
     for (const it of inClass) {
       const key = it.group ?? it.relPath;
-      byGroup.set(key, [...(byGroup.get(key) ?? []), it]);
+      const list = byGroup.get(key);
+      if (list) list.push(it);
+      else byGroup.set(key, [it]);
     }
     let blocks = [...byGroup.values()];
     if (blocks.length < k) {

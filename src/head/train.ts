@@ -291,7 +291,7 @@ function snapshot(layers: Layer[]): HeadWeights['layers'] {
  * `patience` epochs without improvement; without it, it trains exactly `epochs` epochs and keeps
  * the last. The same seed gives bit-identical weights and history.
  */
-export async function trainHead(train: Dataset, validation: Dataset | undefined, options: HeadOptions = {}): Promise<TrainedHead> {
+export async function trainHead(train: Dataset, validation: Dataset | undefined, options: HeadOptions = {}, onEpoch?: EpochCallback): Promise<TrainedHead> {
   const started = performance.now();
   checkDataset(train, 'training');
   if (validation) {
@@ -346,6 +346,7 @@ export async function trainHead(train: Dataset, validation: Dataset | undefined,
     }
     const log: EpochLog = { epoch, ...fit.result() };
     history.push(log);
+    onEpoch?.(epoch, opts.epochs);
     if (!xVal || !validation) continue;
     const val = new Metrics(weights);
     val.add(await passes.logits(layers, xVal, validation.n), validation.y);
@@ -446,6 +447,9 @@ export function averageProbabilities(parts: readonly Float32Array[]): Float32Arr
   return out;
 }
 
+/** Called after each epoch with the epoch and the most epochs this run may take (early stopping can end it sooner). */
+export type EpochCallback = (epoch: number, maxEpochs: number) => void;
+
 export interface FitOptions extends HeadOptions {
   /**
    * After early stopping on the validation set, train again on training + validation photos for
@@ -475,11 +479,11 @@ function concatDatasets(a: Dataset, b: Dataset): Dataset {
  * `refitOn` replaces train + validation for the refit (e.g. with the validation photos'
  * augmented views, which must not be in the validation set itself).
  */
-export async function fitHead(train: Dataset, validation: Dataset | undefined, options: FitOptions = {}, refitOn?: Dataset): Promise<TrainedHead> {
+export async function fitHead(train: Dataset, validation: Dataset | undefined, options: FitOptions = {}, refitOn?: Dataset, onEpoch?: (phase: 'validated' | 'refit', epoch: number, epochs: number) => void): Promise<TrainedHead> {
   const { refit = true, ...head } = options;
-  const validated = await trainHead(train, validation, head);
+  const validated = await trainHead(train, validation, head, onEpoch && ((e, n) => onEpoch('validated', e, n)));
   if (!validation || !refit) return validated;
   const epochs = validated.options.hidden > 0 ? validated.bestEpoch : head.epochs;
-  const final = await trainHead(refitOn ?? concatDatasets(train, validation), undefined, { ...head, epochs });
+  const final = await trainHead(refitOn ?? concatDatasets(train, validation), undefined, { ...head, epochs }, onEpoch && ((e, n) => onEpoch('refit', e, n)));
   return { ...final, history: validated.history, bestEpoch: validated.bestEpoch, millis: validated.millis + final.millis };
 }

@@ -73,7 +73,11 @@ type Sets = { readonly train: readonly Labeled[]; readonly validation: readonly 
 /** Vectors of each path's views, in view order. */
 function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> {
   const out = new Map<string, Float32Array[]>();
-  for (const f of result?.features ?? []) out.set(f.path, [...(out.get(f.path) ?? []), f.vector]);
+  for (const f of result?.features ?? []) {
+    const list = out.get(f.path);
+    if (list) list.push(f.vector);
+    else out.set(f.path, [f.vector]);
+  }
   return out;
 }
 
@@ -276,11 +280,18 @@ async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Pho
     const memberProbs: Float32Array[] = [];
     for (let m = 0; m < backbones.length; m++) {
       // Early stopping and the curves use the validation photos as they are; the refit adds their views.
+      const reports = new Map<string, (done: number) => void>();
       const head = await fitHead(
         rowsDataset(rows(sets.train, m), k),
         sets.validation.length > 0 ? rowsDataset(rows(sets.validation, m), k, false) : undefined,
         plan.head,
         rowsDataset(rows([...sets.train, ...sets.validation], m), k),
+        (phase, epoch, epochs) => {
+          const step = `${phase === 'refit' ? 'head, refit on train + validation' : 'head'}: ${backbones[m]!.id}`;
+          const report = reports.get(step) ?? progressTracker(step, epochs, plan.extract.onProgress, 'epochs');
+          reports.set(step, report);
+          report(epoch);
+        },
       );
       heads.push(head);
       memberProbs.push(predictRows(head.weights, rows(sets.test, m), tta));

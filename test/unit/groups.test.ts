@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp, { type Sharp } from 'sharp';
-import { groupPhotos } from '../../src/dataset/groups.js';
+import { groupPhotos, SIMILARITY_BLOCK } from '../../src/dataset/groups.js';
 import { splitDataset } from '../../src/dataset/split.js';
 import { assignFolds, type CvItem } from '../../src/evaluate/cv.js';
 import { pickRecipe, type RecipeScore } from '../../src/pipeline/auto.js';
@@ -64,6 +64,25 @@ describe('groupPhotos', () => {
     assert.deepEqual({ count: g.count, largest: g.largest, grouped: g.grouped }, { count: 3, largest: 2, grouped: 6 });
     assert.deepEqual(g.reasons, { name: 2, marker: 2, similarity: 2 });
     assert.deepEqual(g.singleGroupClasses, [1]);
+  });
+
+  test('a large class is compared in blocks of name order, so the cost stays linear', () => {
+    // Near-copy pairs (2k+1, 2k+2) among otherwise distinct photos; pair (499, 500) straddles
+    // the first block's end and is not looked for.
+    const n = SIMILARITY_BLOCK + 100;
+    const big = Array.from({ length: n }, (_, i) => ({ relPath: `a/${String(i).padStart(4, '0')}.jpg`, label: 0 }));
+    const vecs = big.map((_, i) => {
+      const v = new Float32Array(n);
+      v[i === 0 ? 0 : i - ((i + 1) % 2)] = 1;
+      v[i] += 0.01;
+      return [v];
+    });
+    const g = groupPhotos(big, 'similarity', [], vecs);
+    assert.equal(g.of.get('a/0002.jpg'), 'a/0001.jpg');
+    assert.equal(g.of.get('a/0502.jpg'), 'a/0501.jpg');
+    assert.equal(g.of.get('a/0500.jpg'), 'a/0500.jpg');
+    assert.equal(g.of.get('a/0499.jpg'), 'a/0499.jpg');
+    assert.equal(g.largest, 2);
   });
 
   test("'series' ignores similarity, 'similarity' ignores name guesses but keeps markers, 'none' keeps nothing", () => {
