@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { HEADSWAP_VERSION } from '../util/versions.js';
 import { registerBackbones } from './backbones.js';
+import { registerCache } from './cache.js';
 import { registerClassify } from './classify.js';
 import { registerCompare } from './compare.js';
 import { registerDemo } from './demo.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerBackbones(program);
   registerInspect(program);
   registerRuns(program);
+  registerCache(program);
   registerReport(program);
   registerExplain(program);
   registerImport(program);

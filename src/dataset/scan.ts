@@ -167,8 +167,8 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
   for (const { name, walked } of walks) {
     for (const s of walked.skipped) skipped.push(s);
     if (forced && !forced.includes(name)) {
-      warnings.push(`folder ${quoteName(name)} in ${quoteName(absRoot)} is not one of the model's classes; its images were skipped`);
-      for (const image of walked.images) skipped.push({ path: image.path, reason: `class ${quoteName(name)} is not one of the model's classes` });
+      // One line for the folder, not one per photo: the fix is the same for all of them.
+      if (walked.images.length > 0) warnings.push(`folder ${quoteName(name)} in ${quoteName(absRoot)} is not one of the model's classes; its ${walked.images.length} image(s) were not used (rename it to a class of the training data or remove it)`);
       continue;
     }
     if (walked.images.length === 0) {

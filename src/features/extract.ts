@@ -4,6 +4,7 @@ import { HeadswapError, describeError } from '../errors.js';
 import { loadRgb, resizedPixels, type LoadOptions } from '../image/preprocess.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { sha256 } from '../util/fs.js';
+import { roundToHalf } from '../util/half.js';
 import { progressTracker, type ProgressCallback } from '../util/progress.js';
 import { loadAugmented, type AugmentSpec } from '../image/augment.js';
 import type { FeatureCache } from './cache.js';
@@ -19,6 +20,10 @@ export interface ExtractedFeature {
   readonly path: string;
   /** sha256 of the file's bytes. */
   readonly hash: string;
+  /**
+   * The backbone's vector rounded to float16 precision (roundToHalf; values float16 cannot hold
+   * stay as computed), so a vector read back from the cache has the very bits of a fresh one.
+   */
   readonly vector: Float32Array;
 }
 
@@ -95,6 +100,8 @@ export async function extractViewsOf(
   const skipped = new Map<string, string>();
   const jobs: Job[] = paths.flatMap((path) => views.map((view) => ({ path, view })));
   const report = progressTracker(options.step ?? 'features', jobs.length, options.onProgress);
+  // Readable names for `headswap cache`.
+  if (options.cache && jobs.length > 0) for (const m of members) options.cache.nameBackbone(m.fingerprint, m.backbone.id, m.backbone.source.origin);
 
   /** Per backbone, the decoded images of the chunk's cache misses. */
   const prepare = async (chunk: readonly Job[]): Promise<Map<Member, { job: Job; hash: string; image: RgbImage }[]>> => {
@@ -122,7 +129,8 @@ export async function extractViewsOf(
     if (options.cache) {
       for (const view of new Set(chunk.map((j) => j.view))) {
         const hashes = chunk.filter((j) => j.view === view && read.has(j.path)).map((j) => read.get(j.path)!.hash);
-        for (const m of members) for (const [hash, v] of options.cache.getMany(m.fingerprint, hashes, view.id)) hits.get(m)!.set(key(hash, view.id), v);
+        // Rounded too: a float32 row cached before vectors were rounded then reads as a fresh one would (float16 rows are unchanged).
+        for (const m of members) for (const [hash, v] of options.cache.getMany(m.fingerprint, hashes, view.id)) hits.get(m)!.set(key(hash, view.id), roundToHalf(v, v));
       }
     }
     const decodedJobs = await Promise.all(
@@ -170,7 +178,8 @@ export async function extractViewsOf(
         const batch = pending.get(m)!;
         if (batch.length === 0) continue;
         const { data, dims } = await m.backbone.features(batch.map((p) => p.image));
-        const rows = batch.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: data.slice(j * dims, (j + 1) * dims) }));
+        // Rounded to float16 before anyone sees it: the cache stores these exactly, in half the bytes.
+        const rows = batch.map((p, j) => ({ path: p.job.path, hash: p.hash, variant: p.job.view.id, vector: roundToHalf(data.subarray(j * dims, (j + 1) * dims)) }));
         options.cache?.putMany(rows.map((r) => ({ key: { backbone: m.fingerprint, image: r.hash, variant: r.variant }, vector: r.vector })));
         for (const r of rows) m.found.set(key(r.path, r.variant), r);
         m.computed += rows.length;

@@ -17,6 +17,11 @@ export interface TrainOptions {
   /** Replace an existing output folder. */
   readonly force?: boolean;
   /**
+   * The model folder the run history names (default `out`): for a caller that writes into a
+   * temporary folder and renames it into place afterwards, so `headswap report <run>` finds it.
+   */
+  readonly recordAs?: string;
+  /**
    * Backbone: zoo id, `.onnx`/`.tflite` path, TF.js folder or http(s) URL. Several: an ensemble,
    * one head per backbone, their class probabilities averaged in one exported graph. Default
    * DEFAULT_BASES (the two bundled networks).
@@ -80,6 +85,8 @@ export interface TrainPlan {
   readonly data: string;
   readonly testDir: string | undefined;
   readonly out: string | undefined;
+  /** The output folder the run record names (`recordAs`, else `out`). */
+  readonly recordedOut: string | undefined;
   readonly force: boolean;
   readonly seed: number;
   readonly valPct: number;
@@ -140,6 +147,7 @@ export function planTraining(options: TrainOptions): TrainPlan {
     data: options.data,
     testDir: options.testDir,
     out: options.out === false ? undefined : (options.out ?? defaultOut(options.data)),
+    recordedOut: options.out === false ? undefined : (options.recordAs ?? options.out ?? defaultOut(options.data)),
     force: options.force ?? false,
     seed,
     valPct: options.valPct ?? DEFAULT_SPLIT_OPTIONS.valPct,

@@ -160,6 +160,6 @@ export function runRecord(f: RunFacts, metadata: ModelMetadata, seconds: { total
       ...(f.crossValidationOrdered ? { cvOrderedTop1: f.crossValidationOrdered.top1.mean } : {}),
     },
     timings: { total: seconds.total, features: f.featuresMs / 1000, head: f.headMs / 1000, export: seconds.export },
-    out: plan.out ? resolve(plan.out) : null,
+    out: plan.recordedOut ? resolve(plan.recordedOut) : null,
   };
 }

@@ -9,7 +9,7 @@ import { evaluate, type Evaluation } from '../evaluate/metrics.js';
 import { exportEnsembleGraph } from '../export/graph.js';
 import type { ModelMetadata } from '../export/metadata.js';
 import { assertOutputFree, writeModelFolder } from '../export/write.js';
-import { openFeatureCache, type FeatureCache } from '../features/cache.js';
+import { cacheSizeWarning, openFeatureCache, type FeatureCache } from '../features/cache.js';
 import { PLAIN_VIEW, augmentView, extractViewsOf, type ExtractedFeature, type ViewsResult } from '../features/extract.js';
 import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRow, type TrainedHead } from '../head/train.js';
 import { flipSpec } from '../image/augment.js';
@@ -85,6 +85,10 @@ function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> 
 async function scanPhotos(plan: TrainPlan, warn: Warn) {
   const scanned = await scanDataset(plan.data);
   const testScan = plan.testDir ? await scanDataset(plan.testDir, { classes: scanned.classes }) : undefined;
+  if (testScan) {
+    const missing = scanned.classes.filter((_, c) => !testScan.files.some((f) => f.label === c));
+    if (missing.length > 0) warn(`--test-dir ${plan.testDir} has no photos of ${missing.map((c) => `'${c}'`).join(', ')}: the test score covers the other ${scanned.classes.length - missing.length} of ${scanned.classes.length} classes`);
+  }
   for (const w of [...scanned.warnings, ...(testScan?.warnings ?? [])]) warn(w);
   const skipped = [...scanned.skipped, ...(testScan?.skipped ?? [])];
   for (const s of skipped) warn(`skipped ${s.path}: ${s.reason}`);
@@ -271,6 +275,10 @@ async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Pho
     const pick = (set: readonly Labeled[]): Labeled[] => set.map((t) => ({ ...t, rows: chosen.map((m) => t.rows[m]!) }));
     const extra = await extractViews(backbones, { train: pick(split.train), validation: pick(split.validation), test: pick(split.test) }, plan, tta, cache, warn);
     const featuresMs = plainMs + performance.now() - tv;
+    if (cache) {
+      const tooBig = cacheSizeWarning(plan.cacheDir);
+      if (tooBig) warn(tooBig);
+    }
     const { sets } = extra;
     const featureDims = chosen.map((m) => plain.featureDims[m]!);
 

@@ -3,8 +3,8 @@
  * SVG by vega's headless view (no DOM, no canvas), then to PNG by sharp.
  */
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type * as Vega from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
 import type { CompareResult } from '../compare/types.js';
 import type { EpochLog } from '../head/train.js';
 
@@ -33,7 +33,7 @@ const refuse = (uri: string): Promise<never> => Promise.reject(new Error(`report
  * A loader that refuses everything: the specs carry their data inline, and a report must never
  * reach the network or the file system while rendering (e.g. through a data or image url).
  */
-const NO_LOADER: vega.Loader = { load: refuse, sanitize: refuse, http: refuse, file: refuse };
+const NO_LOADER: Vega.Loader = { load: refuse, sanitize: refuse, http: refuse, file: refuse };
 
 /**
  * Renders a spec to SVG and PNG. Without node-canvas, vega estimates text widths from the font
@@ -41,9 +41,12 @@ const NO_LOADER: vega.Loader = { load: refuse, sanitize: refuse, http: refuse, f
  * get, since the SVG text itself is drawn by the browser (or librsvg for the PNG).
  */
 export async function renderChart(spec: TopLevelSpec): Promise<Chart> {
+  // Loaded on first use: vega's module graph has a top-level await (vega-canvas), which would
+  // stop CommonJS consumers from require()-ing any entry that imports this file.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const compiled = compile({ ...spec, config: CONFIG }, { logger: vega.logger(vega.Error) }).spec;
   // vega-lite's Vega spec type and vega's own typings are separate packages that differ in detail.
-  const view = new vega.View(vega.parse(compiled as vega.Spec), { renderer: 'none', loader: NO_LOADER, logLevel: vega.Error });
+  const view = new vega.View(vega.parse(compiled as Vega.Spec), { renderer: 'none', loader: NO_LOADER, logLevel: vega.Error });
   try {
     const svg = await view.toSVG();
     const png = await sharp(Buffer.from(svg), { density: PNG_DENSITY }).png().toBuffer();

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { HeadswapError, describeError } from '../errors.js';
@@ -55,6 +55,24 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
         timings TEXT NOT NULL, -- JSON
         out TEXT
       ) STRICT;`,
+  },
+  {
+    // float16 rows, last-used times and readable backbone names (features/cache.ts). Rows written
+    // before this keep 'f32' and a last_used of 0, read as "used at the upgrade" (meta
+    // last_used_since); the index serves pruning and per-backbone sums without reading vectors.
+    version: 3,
+    sql: `
+      ALTER TABLE features ADD COLUMN encoding TEXT NOT NULL DEFAULT 'f32' CHECK (encoding IN ('f32', 'f16')); -- 'f16': dim little-endian float16s
+      ALTER TABLE features ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0; -- epoch seconds
+      CREATE INDEX IF NOT EXISTS features_by_use ON features (last_used, backbone, variant, dim, encoding);
+      CREATE TABLE IF NOT EXISTS backbones (
+        fingerprint TEXT PRIMARY KEY,
+        name TEXT NOT NULL, -- zoo id, or 'custom'
+        origin TEXT NOT NULL, -- zoo id, file path or URL
+        first_seen INTEGER NOT NULL, -- epoch seconds
+        last_seen INTEGER NOT NULL
+      ) STRICT;
+      INSERT OR REPLACE INTO meta (key, value) VALUES ('last_used_since', CAST(unixepoch() AS TEXT));`,
   },
 ];
 
@@ -192,5 +210,56 @@ export function withCacheErrors<T>(path: string, fn: () => T): T {
       );
     }
     throw new HeadswapError(`${path}: feature cache error (${reason})`, { cause: err });
+  }
+}
+
+/** Sizes in bytes of the database file and its write-ahead log (0 for a missing file). */
+export function databaseBytes(path: string): { file: number; wal: number } {
+  const size = (p: string): number => {
+    try {
+      return statSync(p).size;
+    } catch {
+      return 0;
+    }
+  };
+  return { file: size(path), wal: size(`${path}-wal`) };
+}
+
+/**
+ * VACUUM (rewrite the file without its free pages, so it shrinks), then fold the write-ahead
+ * log back in and truncate it. Needs free disk space about the file's size, for the rewritten
+ * copy; when that (or anything else) fails, the reason, with the file unchanged.
+ */
+export function vacuum(db: Database.Database): { ok: true } | { ok: false; reason: string; code: string } {
+  try {
+    db.exec('VACUUM');
+  } catch (err) {
+    if (!(err instanceof Database.SqliteError)) throw err;
+    return { ok: false, reason: describeError(err), code: err.code };
+  }
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch (err) {
+    // Another process reading keeps the log; it is folded in by a later checkpoint.
+    if (!(err instanceof Database.SqliteError)) throw err;
+  }
+  return { ok: true };
+}
+
+/**
+ * Runs a write that only bookkeeping depends on (last-used times, names): returns false
+ * instead of failing when the file is locked past the busy timeout, read-only or the disk is
+ * full, since the data a caller asked for is fine without it. Other failures are
+ * withCacheErrors's one-line errors.
+ */
+export function tryOptionalWrite(path: string, fn: () => void): boolean {
+  try {
+    fn();
+    return true;
+  } catch (err) {
+    if (err instanceof Database.SqliteError && /^SQLITE_(BUSY|READONLY|FULL)/.test(err.code)) return false;
+    return withCacheErrors(path, () => {
+      throw err;
+    });
   }
 }

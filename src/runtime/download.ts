@@ -34,6 +34,20 @@ export function cacheDir(): string {
   return envPaths('headswap', { suffix: '' }).cache;
 }
 
+/**
+ * `$HEADSWAP_CACHE_MAX_MB`: the size in MB (10^6 bytes) of the cache's SQLite file past which
+ * headswap warns (features/cache.ts `cacheSizeWarning`); undefined when unset.
+ */
+export function cacheMaxMb(): number | undefined {
+  const raw = process.env.HEADSWAP_CACHE_MAX_MB;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb < 0) {
+    throw new HeadswapError(`HEADSWAP_CACHE_MAX_MB='${raw}' is not a size in MB; set it to a number such as 500, or unset it`);
+  }
+  return mb;
+}
+
 /** The SQLite file of cached features and the run history, inside the cache folder `root`. */
 export function databasePath(root: string = cacheDir()): string {
   return join(root, 'headswap.sqlite');

@@ -91,6 +91,7 @@ async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, 
   const result = await train({
     data,
     out: partial,
+    recordAs: final,
     force: true,
     seed: SEED,
     cacheDir: ctx.cacheDir,

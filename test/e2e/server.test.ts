@@ -12,6 +12,7 @@ import { loadClassifier } from '../../src/export/classifier.js';
 import { createServer } from '../../src/server/app.js';
 import { sniffFormat } from '../../src/image/preprocess.js';
 import { train } from '../../src/pipeline/train.js';
+import { openRunStore } from '../../src/runs/store.js';
 import { packagePath } from '../../src/util/paths.js';
 import { expectOneLine } from '../helpers/assert.js';
 import { CLOTHING7, copySubset } from '../helpers/dataset.js';
@@ -342,6 +343,13 @@ describe('training jobs', () => {
     assert.equal(shoe.top[0]!.label, 'shoes');
     const zip = unzipSync(new Uint8Array(await (await fetch(`${server.url}/v1/models/${r.modelId}/download`)).arrayBuffer()));
     assert.ok(Object.keys(zip).includes(`${r.modelId}/report.html`));
+    // The run history names the model folder the job renamed into place, not its temporary one.
+    const store = openRunStore(cacheDir);
+    const run = store.listRuns().find((x) => x.out?.endsWith(r.modelId));
+    store.close();
+    assert.ok(run, 'a run row names the final model folder');
+    assert.ok(existsSync(run.out!), run.out!);
+    assert.doesNotMatch(run.out!, /\.partial-/);
   });
 
   it('queues one job behind the running one and answers 429 when the queue is full', async () => {

@@ -289,6 +289,18 @@ describe('train end to end on real photos', () => {
     assert.ok(Math.abs(top1.delta! - (r.evaluation.top1 - first.evaluation.top1)) < 1e-12);
   });
 
+  it('a --test-dir missing classes or holding unknown ones says so in one line each', async () => {
+    const partial = join(dir, 'partial-test');
+    await copySubset('test', ['shoes'], 3, partial);
+    await copySubset('test', ['dress'], 3, partial);
+    const warnings: string[] = [];
+    const r = await train({ data, testDir: partial, cacheDir, out: false, base: 'mobilenet_v2', onWarning: (w) => warnings.push(w) });
+    assert.equal(r.evaluation.count, 3);
+    assert.ok(warnings.some((w) => w === `--test-dir ${partial} has no photos of 'hat', 'pants': the test score covers the other 1 of 3 classes`), warnings.join('\n'));
+    assert.equal(warnings.filter((w) => w.includes('dress')).length, 1, warnings.join('\n'));
+    assert.ok(!r.skipped.some((s) => s.path.includes('dress')));
+  });
+
   it('bad data folders give one clear line', async () => {
     const empty = join(dir, 'empty');
     await mkdir(empty);

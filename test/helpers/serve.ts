@@ -320,7 +320,8 @@ export function malformedHttp(model: string): HostileRequest[] {
     ['CONNECT (proxy request)', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405],
     ['URL that does not percent-decode', `GET /v1/models/%zz HTTP/1.1\r\nHost: x\r\n\r\n`, 400],
     ['URL with a quote', `GET /v1/models/a"b HTTP/1.1\r\nHost: x\r\n\r\n`, 400],
-    ['absolute-form URL', 'GET http://127.0.0.1/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n', 403],
+    // No route matches an absolute-form target (the static files are served under '/' only).
+    ['absolute-form URL', 'GET http://127.0.0.1/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n', 404],
   ];
   return cases.map(([name, payload, status]) => ({ name, payload: typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload, status }));
 }

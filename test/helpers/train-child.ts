@@ -169,7 +169,7 @@ export function cacheProblems(cacheDir: string, dims: number): string[] {
   try {
     const check = db.pragma('integrity_check', { simple: true });
     if (check !== 'ok') problems.push(`integrity_check: ${String(check)}`);
-    const bad = db.prepare('SELECT count(*) FROM features WHERE dim != ? OR length(vector) != dim * 4 OR typeof(vector) != ?').pluck().get(dims, 'blob');
+    const bad = db.prepare("SELECT count(*) FROM features WHERE dim != ? OR length(vector) != dim * CASE encoding WHEN 'f16' THEN 2 ELSE 4 END OR typeof(vector) != ?").pluck().get(dims, 'blob');
     if (bad !== 0) problems.push(`${String(bad)} row(s) that do not decode to ${dims} floats`);
   } finally {
     db.close();

@@ -74,7 +74,7 @@ describe('groupPhotos', () => {
     const vecs = big.map((_, i) => {
       const v = new Float32Array(n);
       v[i === 0 ? 0 : i - ((i + 1) % 2)] = 1;
-      v[i] += 0.01;
+      v[i] = (v[i] ?? 0) + 0.01;
       return [v];
     });
     const g = groupPhotos(big, 'similarity', [], vecs);

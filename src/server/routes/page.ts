@@ -35,7 +35,7 @@ export async function registerPage(app: FastifyInstance, webRoot: string): Promi
     index: 'index.html',
     dotfiles: 'deny',
     setHeaders: (reply, path) => {
-      if (path.endsWith('.html')) reply.header('content-security-policy', PAGE_CSP);
+      if (path.endsWith('.html')) reply.setHeader('content-security-policy', PAGE_CSP);
     },
   });
 }
