@@ -204,6 +204,7 @@ async function measure(s: SetRun, phase: 'cold' | 'warm', cacheDir: string): Pro
     recipe: r.recipe,
     recipeCandidates: r.recipeCandidates,
     groups: r.groups,
+    featuresRate: r.featuresRate,
     maxRSSKB: r.maxRSSKB,
     cacheBytes: await dirBytes(cacheDir, SQLITE),
     cacheDirBytes: await dirBytes(cacheDir),

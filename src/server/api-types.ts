@@ -107,6 +107,10 @@ export interface JobProgress {
   /** Items done of `total`; total 0 when the step has no count. */
   readonly done: number;
   readonly total: number;
+  /** What is counted ('images', 'folds', 'epochs'); absent when the step has no count. */
+  readonly unit?: string;
+  /** Seconds left at the step's current rate, when known. */
+  readonly etaSeconds?: number;
 }
 
 /** A job as the API shows it. */

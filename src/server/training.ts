@@ -8,6 +8,7 @@ import { writeReport } from '../report/write.js';
 import { train, type TrainResult } from '../pipeline/train.js';
 import type { JobComparison, JobProgress, JobRecord, JobResult, TestThumbnail } from './api-types.js';
 import { slug } from './names.js';
+import type { Progress } from '../util/progress.js';
 
 export interface TrainingContext {
   readonly modelsDir: string;
@@ -85,6 +86,12 @@ export async function runTrainingJob(job: JobRecord, jobDir: string, ctx: Traini
   }
 }
 
+/** The library's progress as the page shows it: the real step, its unit and, once known, its ETA. */
+function jobProgress(p: Progress): JobProgress {
+  const step = p.step === 'features' ? 'computing features' : p.step;
+  return { step, done: p.done, total: p.total, unit: p.unit ?? 'images', ...(Number.isFinite(p.etaSeconds) ? { etaSeconds: Math.round(p.etaSeconds) } : {}) };
+}
+
 async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, onProgress: (p: JobProgress) => void): Promise<JobResult> {
   const t0 = performance.now();
   const { data, partial, final } = paths;
@@ -96,7 +103,7 @@ async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, 
     seed: SEED,
     cacheDir: ctx.cacheDir,
     pixelLimit: ctx.pixelLimit,
-    onProgress: (p) => onProgress({ step: 'computing features', done: p.done, total: p.total }),
+    onProgress: (p) => onProgress(jobProgress(p)),
   });
   let compared: CompareResult | undefined;
   if (job.compare) {

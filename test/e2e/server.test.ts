@@ -317,6 +317,10 @@ describe('training jobs', () => {
     first = final;
     const steps = new Set(events.flatMap((e) => (e.type === 'progress' ? [e.progress.step] : [])));
     assert.ok(steps.has('computing features'), [...steps].join(', '));
+    // Every phase is its own step with its unit: the head's epochs too, not "computing features".
+    const units = new Set(events.flatMap((e) => (e.type === 'progress' && e.progress.unit ? [e.progress.unit] : [])));
+    assert.ok(units.has('epochs') && units.has('images'), [...units].join(', '));
+    assert.ok([...steps].some((st) => st.startsWith('head')), [...steps].join(', '));
     assert.ok(steps.has('from scratch: training from scratch'), [...steps].join(', '));
     const r = final.result!;
     assert.equal(r.modelId, `hats-shoes-${first.id}`);

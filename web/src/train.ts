@@ -84,7 +84,8 @@ export function setupTrain(callbacks: TrainCallbacks): void {
   });
 
   function showProgress(p: JobProgress): void {
-    status.textContent = p.total > 0 ? `${p.step}: ${p.done} of ${p.total}` : `${p.step}...`;
+    const eta = p.etaSeconds !== undefined && p.done < p.total ? ` · about ${p.etaSeconds} s left` : '';
+    status.textContent = p.total > 0 ? `${p.step}: ${p.done} of ${p.total} ${p.unit ?? 'images'}${eta}` : `${p.step}...`;
     if (p.total > 0) progress.value = p.done / p.total;
     else progress.removeAttribute('value');
   }
