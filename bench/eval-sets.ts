@@ -120,7 +120,7 @@ async function readMapping(name: EvalSetName): Promise<{ mapping: Mapping; text:
 
 // ---- sources -----------------------------------------------------------------------------------
 
-async function debianVersion(pkg: string): Promise<string | undefined> {
+export async function debianVersion(pkg: string): Promise<string | undefined> {
   try {
     const { stdout } = await run('dpkg-query', ['-W', '-f=${Status}\t${Version}', pkg]);
     const [status, version] = stdout.split('\t');
@@ -130,7 +130,8 @@ async function debianVersion(pkg: string): Promise<string | undefined> {
   }
 }
 
-async function ensureDebian(pkg: string, install: boolean, log: (l: string) => void): Promise<string> {
+/** The installed version of a Debian package, installing it (as root) when missing and `install`. */
+export async function ensureDebian(pkg: string, install: boolean, log: (l: string) => void): Promise<string> {
   const have = await debianVersion(pkg);
   if (have) return have;
   const args = ['install', '-y', '--no-install-recommends', pkg];
@@ -151,7 +152,7 @@ async function ensureDebian(pkg: string, install: boolean, log: (l: string) => v
   return now;
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;

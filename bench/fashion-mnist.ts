@@ -19,7 +19,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { benchDataRoot } from './eval-sets.js';
+import { benchDataRoot, ensureDebian, exists } from './eval-sets.js';
 
 const run = promisify(execFile);
 
@@ -72,36 +72,6 @@ interface Manifest {
 }
 
 // ---- Debian package -----------------------------------------------------------------------------
-
-async function debianVersion(pkg: string): Promise<string | undefined> {
-  try {
-    const { stdout } = await run('dpkg-query', ['-W', '-f=${Status}\t${Version}', pkg]);
-    const [status, version] = stdout.split('\t');
-    return status?.endsWith(' installed') && version ? version : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function ensureDebian(pkg: string, install: boolean, log: (l: string) => void): Promise<string> {
-  const have = await debianVersion(pkg);
-  if (have) return have;
-  const args = ['install', '-y', '--no-install-recommends', pkg];
-  const command = `apt-get ${args.join(' ')}`;
-  if (!install || process.getuid?.() !== 0) throw new Error(`Debian package ${pkg} is not installed; as root run: ${command} (apt-get update first if it is not found)`);
-  log(`installing ${pkg}: ${command}`);
-  const opts = { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 << 20 };
-  try {
-    await run('apt-get', args, opts);
-  } catch {
-    log('apt-get install failed; apt-get update, then again');
-    await run('apt-get', ['update'], opts);
-    await run('apt-get', args, opts);
-  }
-  const now = await debianVersion(pkg);
-  if (!now) throw new Error(`${pkg}: still not installed after ${command}`);
-  return now;
-}
 
 /** The package's files by base name, from `dpkg -L`. */
 async function packageFiles(pkg: string): Promise<Map<string, string>> {
@@ -160,14 +130,6 @@ function firstPerClass(split: Split, perClass: number): number[][] {
 
 // ---- folders ------------------------------------------------------------------------------------
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readManifest(path: string): Promise<Manifest | undefined> {
   try {

@@ -9,6 +9,7 @@ import { FeatureCache } from '../../src/features/cache.js';
 import { databasePath } from '../../src/runtime/download.js';
 import { roundToHalf } from '../../src/util/half.js';
 import { createRng } from '../../src/util/random.js';
+import { assertOneLineError } from '../helpers/assert.js';
 import { packagePath } from '../../src/util/paths.js';
 import { copySubset } from '../helpers/dataset.js';
 
@@ -23,14 +24,6 @@ function headswap(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): { 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^headswap: /);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
 
 interface Shown {
   exists: boolean;

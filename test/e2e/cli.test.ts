@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { assertOneLineError } from '../helpers/assert.js';
 import { packagePath } from '../../src/util/paths.js';
 import { copySubset } from '../helpers/dataset.js';
 import { PHOTOS, SHOE_1, writeBrokenFiles } from '../helpers/images.js';
@@ -19,14 +20,6 @@ function headswap(...args: string[]): { code: number; stdout: string; stderr: st
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.notEqual(r.code, 0);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^headswap: /);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'headswap-cli-'));

@@ -10,3 +10,13 @@ export async function expectOneLine(promise: Promise<unknown>, pattern: RegExp):
     return true;
   });
 }
+
+/** Asserts that a CLI run failed with one `headswap: ...` line on stderr matching `pattern`, and no stack trace. */
+export function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(r.code, 0);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^headswap: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
