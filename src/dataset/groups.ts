@@ -1,4 +1,5 @@
 import { averageLinkage, cosineDistances } from '../util/cluster.js';
+import { pushTo, unionFind } from '../util/collections.js';
 import { byCodePoint } from '../util/text.js';
 import type { LinkReason, SeriesLink } from './series.js';
 
@@ -64,22 +65,14 @@ export function groupPhotos(
   threshold = SIMILARITY_THRESHOLD,
 ): PhotoGroups {
   const index = new Map(files.map((f, i) => [f.relPath, i]));
-  const parent = Int32Array.from(files, (_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
+  const sets = unionFind(files.length);
   const tied = new Map<GroupReason, Set<number>>();
   const join = (a: number, b: number, reason: GroupReason): void => {
     if (files[a]!.label !== files[b]!.label || a === b) return;
     const set = tied.get(reason) ?? new Set<number>();
     set.add(a).add(b);
     tied.set(reason, set);
-    const [ra, rb] = [find(a), find(b)];
-    parent[Math.max(ra, rb)] = Math.min(ra, rb);
+    sets.union(a, b);
   };
   // 'similarity' keeps only what the user said (marker, groups file), not what names suggest.
   const said = new Set<LinkReason>(by === 'similarity' ? ['marker', 'groups-file'] : ['marker', 'groups-file', 'name', 'time']);
@@ -115,7 +108,7 @@ export function groupPhotos(
     }
   }
   const members = new Map<number, number[]>();
-  files.forEach((_, i) => pushTo(members, find(i), i));
+  files.forEach((_, i) => pushTo(members, sets.find(i), i));
   const of = new Map<string, string>();
   let largest = 0;
   let grouped = 0;
@@ -140,12 +133,6 @@ export function groupPhotos(
     reasons: Object.fromEntries([...tied.entries()].map(([r, s]) => [r, s.size])),
     singleGroupClasses,
   };
-}
-
-function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
 }
 
 /** The median of the distinct pairs' distances of an n x n matrix. */

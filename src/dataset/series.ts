@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import exifReader from 'exif-reader';
 import sharp from 'sharp';
 import { HeadswapError } from '../errors.js';
+import { pushTo } from '../util/collections.js';
 import { errnoCode, errnoText } from '../util/fs.js';
 import { byCodePoint, escapeControl } from '../util/text.js';
 import { quoteName } from './scan.js';
@@ -82,17 +83,10 @@ function chain(relPaths: readonly string[], reason: LinkReason, out: SeriesLink[
   for (let i = 1; i < sorted.length; i++) out.push({ a: sorted[i - 1] as string, b: sorted[i] as string, reason });
 }
 
-/** Adds `item` to the list under `key`, creating it. */
-function push<K, V>(map: Map<K, V[]>, key: K, item: V): void {
-  const list = map.get(key);
-  if (list) list.push(item);
-  else map.set(key, [item]);
-}
-
 /** Groups files by class label, so no rule can ever link across classes. */
 function byLabel<T extends { readonly label: number }>(items: readonly T[]): T[][] {
   const out = new Map<number, T[]>();
-  for (const item of items) push(out, item.label, item);
+  for (const item of items) pushTo(out, item.label, item);
   // In label order, so the output does not depend on the order files were given in.
   return [...out.keys()].sort((x, y) => x - y).map((label) => out.get(label) ?? []);
 }
@@ -152,7 +146,7 @@ export function nameLinks(files: readonly SeriesFile[]): SeriesLink[] {
       const name = baseName(file.relPath);
       const at = name.indexOf(NOHASH_MARKER);
       if (at >= 0) {
-        push(marked, name.slice(0, at), file.relPath);
+        pushTo(marked, name.slice(0, at), file.relPath);
         continue;
       }
       const parsed = parseNumbered(file.relPath);
@@ -161,7 +155,7 @@ export function nameLinks(files: readonly SeriesFile[]): SeriesLink[] {
     for (const group of [...marked.keys()].sort(byCodePoint)) chain(marked.get(group) ?? [], 'marker', links);
 
     const stems = new Map<string, Numbered[]>();
-    for (const n of numbered) if (n.key !== '' && LETTER.test(n.key)) push(stems, n.key, n);
+    for (const n of numbered) if (n.key !== '' && LETTER.test(n.key)) pushTo(stems, n.key, n);
     for (const key of [...stems.keys()].sort(byCodePoint)) {
       const series = stems.get(key) ?? [];
       const isScheme = series.length >= SCHEME_MIN_FILES && series.length * 2 > numbered.length;
@@ -178,7 +172,7 @@ export function nameLinks(files: readonly SeriesFile[]): SeriesLink[] {
 function counterLinks(scheme: readonly Numbered[], out: SeriesLink[]): void {
   const byNumber = new Map<bigint, string[]>();
   // BigInt: a 17-digit counter would round as a double and make unrelated numbers "consecutive".
-  for (const n of scheme) if (n.digits.length >= COUNTER_MIN_DIGITS) push(byNumber, BigInt(n.digits), n.relPath);
+  for (const n of scheme) if (n.digits.length >= COUNTER_MIN_DIGITS) pushTo(byNumber, BigInt(n.digits), n.relPath);
   const numbers = [...byNumber.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
   for (const number of numbers) {
     const next = byNumber.get(number + 1n);
@@ -234,7 +228,7 @@ export async function readGroupsFile(file: string, files: readonly SeriesFile[])
         throw new HeadswapError(`${at} ${quoteName(cut.relPath)} has an empty group name; name its group or remove the line`);
       }
       // Keyed by class too, so a group is per class; a label has no '\0', so keys cannot collide.
-      push(groups, `${label}\0${cut.group}`, cut.relPath);
+      pushTo(groups, `${label}\0${cut.group}`, cut.relPath);
     });
   const links: SeriesLink[] = [];
   for (const key of [...groups.keys()].sort(byCodePoint)) chain(groups.get(key) ?? [], 'groups-file', links);

@@ -1,5 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import { sha256 } from '../util/fs.js';
+import { pushTo } from '../util/collections.js';
 import { byCodePoint } from '../util/text.js';
 import { quoteName } from './scan.js';
 
@@ -43,9 +44,7 @@ function unitsOf<T extends { relPath: string }>(files: readonly T[], seed: numbe
   const byKey = new Map<string, T[]>();
   for (const f of files) {
     const key = groupOf?.(f.relPath) ?? f.relPath;
-    const list = byKey.get(key);
-    if (list) list.push(f);
-    else byKey.set(key, [f]);
+    pushTo(byKey, key, f);
   }
   const units = byKey.size >= needed ? [...byKey.entries()] : files.map((f) => [f.relPath, [f]] as const);
   return units.map(([key, members]) => ({ key, u: splitUnit(seed, key), files: members }));

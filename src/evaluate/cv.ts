@@ -1,4 +1,5 @@
 import { splitUnit } from '../dataset/split.js';
+import { pushTo } from '../util/collections.js';
 import { byCodePoint } from '../util/text.js';
 import { HeadswapError } from '../errors.js';
 import { averageProbabilities, fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow } from '../head/train.js';
@@ -60,10 +61,7 @@ export function assignFolds(items: readonly CvItem[], classes: readonly string[]
     }
     const byGroup = new Map<string, CvItem[]>();
     for (const it of inClass) {
-      const key = it.group ?? it.relPath;
-      const list = byGroup.get(key);
-      if (list) list.push(it);
-      else byGroup.set(key, [it]);
+      pushTo(byGroup, it.group ?? it.relPath, it);
     }
     let blocks = [...byGroup.values()];
     if (blocks.length < k) {

@@ -36,6 +36,11 @@ export interface UsedPhoto {
   readonly hash: string;
 }
 
+/** What a run says of its groups (the per-photo map stays inside). */
+export function groupSummary(g: PhotoGroups): GroupSummary {
+  return { by: g.by, count: g.count, largest: g.largest, grouped: g.grouped, reasons: g.reasons };
+}
+
 /** What a finished training run knows, for headswap.json and the run history. */
 export interface RunFacts {
   readonly plan: TrainPlan;
@@ -119,7 +124,7 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
       seed: plan.seed,
       quality: { name: plan.quality === 'auto' ? 'plain' : plan.quality, tta: f.tta, views: plan.views.map((v) => v.id), ...(plan.quality === 'auto' ? { chosenBy: 'auto' as const } : {}) },
       ...(f.recipe ? { recipe: { chosen: f.recipe.chosen.name, reason: f.recipe.reason, folds: f.recipe.folds, millis: f.recipe.millis, candidates: f.recipe.candidates.map((c) => ({ name: c.name, cvTop1: c.cvTop1, cvStd: c.cvStd, perFold: c.perFold })) } } : {}),
-      groups: { by: f.groups.by, count: f.groups.count, largest: f.groups.largest, grouped: f.groups.grouped, reasons: f.groups.reasons },
+      groups: groupSummary(f.groups),
       valPct: plan.valPct,
       testPct: plan.heldOutPct,
       counts: splitCounts(f),

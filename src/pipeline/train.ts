@@ -15,10 +15,11 @@ import { averageProbabilities, fitHead, predictRows, rowsDataset, type LabeledRo
 import { flipSpec } from '../image/augment.js';
 import { resizedPixels } from '../image/preprocess.js';
 import { recordRun } from '../runs/store.js';
+import { pushTo } from '../util/collections.js';
 import { progressTracker } from '../util/progress.js';
 import { AUTO_FOLDS, chooseRecipe, type RecipeChoice } from './auto.js';
 import { planTraining, type TrainOptions, type TrainPlan } from './plan.js';
-import { modelMetadata, runRecord, splitCounts, usedFiles, type GroupSummary, type RunFacts, type SplitCounts } from './record.js';
+import { groupSummary, modelMetadata, runRecord, splitCounts, usedFiles, type GroupSummary, type RunFacts, type SplitCounts } from './record.js';
 
 export type { TrainOptions } from './plan.js';
 export type { GroupSummary, SplitCounts } from './record.js';
@@ -73,11 +74,7 @@ type Sets = { readonly train: readonly Labeled[]; readonly validation: readonly 
 /** Vectors of each path's views, in view order. */
 function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> {
   const out = new Map<string, Float32Array[]>();
-  for (const f of result?.features ?? []) {
-    const list = out.get(f.path);
-    if (list) list.push(f.vector);
-    else out.set(f.path, [f.vector]);
-  }
+  for (const f of result?.features ?? []) pushTo(out, f.path, f.vector);
   return out;
 }
 
@@ -387,11 +384,6 @@ async function estimate(items: readonly CvItem[], classes: readonly string[], pl
 function disagreement(a: CrossValidation, b: CrossValidation): number {
   const se = (cv: CrossValidation): number => cv.top1.std / Math.sqrt(Math.max(1, cv.folds - 1));
   return 2 * Math.hypot(se(a), se(b));
-}
-
-/** What the result says of the groups (the per-photo map stays inside). */
-function groupSummary(g: PhotoGroups): GroupSummary {
-  return { by: g.by, count: g.count, largest: g.largest, grouped: g.grouped, reasons: g.reasons };
 }
 
 /** The same photo under two classes confuses training; the same photo in train and test inflates the score. */

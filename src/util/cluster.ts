@@ -1,3 +1,5 @@
+import { unionFind } from './collections.js';
+
 /**
  * Cosine distances between every pair of vectors (1 - cosine similarity), as an n x n matrix in
  * row order. A zero vector is at distance 1 from everything (nothing to compare).
@@ -34,14 +36,7 @@ export function averageLinkage(distances: Float64Array, n: number, threshold: nu
   const d = distances;
   const size = new Float64Array(n).fill(1);
   const active = new Uint8Array(n).fill(1);
-  const parent = Int32Array.from({ length: n }, (_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
+  const sets = unionFind(n);
   const chain: number[] = [];
   let remaining = n;
   while (remaining > 1) {
@@ -66,10 +61,7 @@ export function averageLinkage(distances: Float64Array, n: number, threshold: nu
     }
     // top and prev are each other's nearest: merge prev into top (Lance-Williams, average).
     chain.length -= 2;
-    if (bestD <= threshold) {
-      const [ri, rj] = [find(top), find(prev)];
-      parent[Math.max(ri, rj)] = Math.min(ri, rj);
-    }
+    if (bestD <= threshold) sets.union(top, prev);
     const [si, sj] = [size[top]!, size[prev]!];
     for (let k = 0; k < n; k++) {
       if (!active[k] || k === top || k === prev) continue;
@@ -81,5 +73,5 @@ export function averageLinkage(distances: Float64Array, n: number, threshold: nu
     active[prev] = 0;
     remaining--;
   }
-  return Int32Array.from({ length: n }, (_, i) => find(i));
+  return Int32Array.from({ length: n }, (_, i) => sets.find(i));
 }
