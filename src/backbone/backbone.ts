@@ -1,4 +1,5 @@
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
+import { PIXELS_VERSION } from '../image/resize.js';
 import type { Preprocessing, RgbImage } from '../image/types.js';
 import { findPenultimate, type FeatureCut } from '../onnx/cut.js';
 import { FEATURES, PIXELS, PROBABILITIES, addFeatureOutput, addPixelsPrefix, cloneModel, keepOutputs, realInputs, type RegionGrid } from '../onnx/edit.js';
@@ -90,7 +91,7 @@ function customPreprocessing(dims: number[], overrides: Partial<Preprocessing> |
   const [h, w] = layout === 'NCHW' ? [dims[2]!, dims[3]!] : [dims[1]!, dims[2]!];
   const size: [number, number] = h > 0 && w > 0 ? [h, w] : [...(overrides?.size ?? [0, 0])] as [number, number];
   if (!(size[0] > 0 && size[1] > 0)) {
-    throw new HeadswapError(`${name}: the model's input size is dynamic; give it with --size HxW`);
+    throw new HeadswapError(msg`${name}: the model's input size is dynamic; give its height and width, e.g. ${option('backbone.preprocessing.size', [224, 224])}`);
   }
   return { ...IMAGENET_CROP_224, layout, ...overrides, size };
 }
@@ -104,7 +105,7 @@ export function defaultCut(model: ModelProto, entry: ZooEntry | undefined, origi
   if (entry?.feature !== 'output') return entry?.feature ?? findPenultimate(model);
   const output = model.graph?.output?.[0];
   const rank = output?.type?.tensorType?.shape?.dim?.length;
-  if (!output?.name || rank !== 2) throw new HeadswapError(`${origin}: expected one [N, D] feature output, found ${output?.name ?? 'none'} of rank ${rank ?? '?'}; pass --feature`);
+  if (!output?.name || rank !== 2) throw new HeadswapError(msg`${origin}: expected one [N, D] feature output, found ${output?.name ?? 'none'} of rank ${rank ?? '?'}; name the feature tensor with ${option('backbone.feature')}`);
   return { tensor: output.name, pooling: 'none' };
 }
 
@@ -178,14 +179,14 @@ export class Backbone {
   /** Where features are taken: the zoo's cut, `--feature`, or the tensor before the final pooling. */
   get feature(): FeatureCut {
     if (!this.cut) {
-      throw new HeadswapError(`${this.source.origin}: no classifier layer found to cut before; name the feature tensor with --feature (see 'headswap inspect')`);
+      throw new HeadswapError(msg`${this.source.origin}: no classifier layer found to cut before; name the feature tensor with ${option('backbone.feature')} (see 'headswap inspect')`);
     }
     return this.cut;
   }
 
   /** Identifies everything that decides a feature vector: cached features are keyed by it. */
   get fingerprint(): string {
-    return sha256(JSON.stringify({ v: FEATURE_GRAPH_VERSION, model: this.source.sha256, feature: this.feature, pre: this.preprocessing }));
+    return sha256(JSON.stringify({ v: FEATURE_GRAPH_VERSION, pixels: PIXELS_VERSION, model: this.source.sha256, feature: this.feature, pre: this.preprocessing }));
   }
 
   /** True when the network only accepts one image per run (its batch dimension is fixed at 1). */

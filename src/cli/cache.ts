@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
+import type { Command, Option } from 'commander';
 import { HeadswapError } from '../errors.js';
 import { table } from '../evaluate/format.js';
 import { cacheSizeWarning, formatMb, openFeatureCache, type BackboneUsage, type FeatureCache, type PruneResult } from '../features/cache.js';
@@ -7,6 +7,7 @@ import { databasePath } from '../runtime/download.js';
 import { escapeControl } from '../util/text.js';
 import { info, warn } from './output.js';
 import { num } from './parse.js';
+import { cacheDirOption } from './usage.js';
 
 interface ShowFlags {
   cacheDir?: string;
@@ -20,7 +21,7 @@ interface PruneFlags extends ShowFlags {
   dryRun?: boolean;
 }
 
-const CACHE_DIR_HELP = 'cache folder (default $HEADSWAP_CACHE or the user cache folder)';
+const CACHE_DIR = (): Option => cacheDirOption('cache folder');
 
 /** The cache in `dir`, or undefined when there is no file yet (one is not created just to look at it). */
 function withCache<T>(dir: string | undefined, fn: (cache: FeatureCache) => T): T | undefined {
@@ -46,16 +47,6 @@ const day = (epochSeconds: number | undefined): string => (epochSeconds === unde
 
 function stored(b: BackboneUsage): string {
   return b.f16Rows === b.rows ? 'f16' : b.f16Rows === 0 ? 'f32' : 'f16+f32';
-}
-
-/**
- * Commander's usage errors as one line naming the help, as headswap's other errors are (the
- * program's default adds "(run with --help for usage)" on a second line).
- */
-function oneLineUsage(cmd: Command, name: string): Command {
-  return cmd.showHelpAfterError(false).configureOutput({
-    outputError: (message, write) => write(`${message.trimEnd().replace(/^error: /, 'headswap: ').replace(/\.$/, '')}; see 'headswap ${name} --help'\n`),
-  });
 }
 
 function show(f: ShowFlags): void {
@@ -122,30 +113,21 @@ function pruneLines(r: PruneResult, f: PruneFlags): string[] {
 }
 
 export function registerCache(program: Command): void {
-  const cache = oneLineUsage(
-    program.command('cache').description('the feature cache: what it holds per backbone, and pruning it'),
-    'cache',
-  );
-  oneLineUsage(
-    cache
-      .command('show', { isDefault: true })
-      .description('the cache file, its size, and per backbone: rows, variants, MB, last use')
-      .option('--cache-dir <dir>', CACHE_DIR_HELP)
-      .option('--json', 'print JSON')
-      .action(show),
-    'cache show',
-  );
-  oneLineUsage(
-    cache
-      .command('prune')
-      .description('delete cached vectors, then VACUUM so the file shrinks; the run history is kept')
-      .option('--backbone <name>', "only this backbone's rows (all of them unless --older-than or --max-mb narrows it): its name as 'headswap cache' shows it, or a fingerprint prefix")
-      .option('--older-than <days>', 'rows not used for this many days', num(0, 1e6))
-      .option('--max-mb <n>', 'then the least recently used rows, until the file is at most n MB (10^6 bytes)', num(0, 1e9))
-      .option('--dry-run', 'say what would be deleted, delete nothing')
-      .option('--cache-dir <dir>', CACHE_DIR_HELP)
-      .option('--json', 'print JSON')
-      .action(prune),
-    'cache prune',
-  );
+  const cache = program.command('cache').description('the feature cache: what it holds per backbone, and pruning it');
+  cache
+    .command('show', { isDefault: true })
+    .description('the cache file, its size, and per backbone: rows, variants, MB, last use')
+    .addOption(CACHE_DIR())
+    .option('--json', 'print JSON')
+    .action(show);
+  cache
+    .command('prune')
+    .description('delete cached vectors, then VACUUM so the file shrinks; the run history is kept')
+    .option('--backbone <name>', "only this backbone's rows (all of them unless --older-than or --max-mb narrows it): its name as 'headswap cache' shows it, or a fingerprint prefix")
+    .option('--older-than <days>', 'rows not used for this many days', num(0, Infinity))
+    .option('--max-mb <n>', 'then the least recently used rows, until the file is at most n MB (10^6 bytes)', num(0, Infinity))
+    .option('--dry-run', 'say what would be deleted, delete nothing')
+    .addOption(CACHE_DIR())
+    .option('--json', 'print JSON')
+    .action(prune);
 }

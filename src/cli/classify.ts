@@ -18,10 +18,11 @@ export function registerClassify(program: Command): void {
       .command('classify')
       .description("the pretrained backbone's own predictions (ImageNet's 1000 classes for the default)")
       .argument('<paths...>', 'image files and folders'),
-    'backbone with its own classifier and labels (zoo id, .onnx, .tflite with label metadata or labels.txt, TF.js folder with labels.txt, or URL)',
+    { baseHelp: 'backbone with its own classifier and labels (zoo id, .onnx, .tflite with label metadata or labels.txt, TF.js folder with labels.txt, or URL)', cut: false },
   )
+    .optionsGroup('Output options:')
     .option('--top <k>', 'how many classes per image', int(1, 1000), 5)
-    .option('--json', 'one JSON object per line')
+    .option('--json', 'one JSON object per line: {"input", "top": [{"label", "index", "probability"}]}')
     .option('--csv', 'CSV with a header row')
     .addHelpText('after', '\nExample:\n  headswap classify cat.jpg shuttle.png --top 5')
     .action(async (paths: string[], f: Flags) => {

@@ -1,5 +1,8 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+// compare.ts loads TensorFlow.js (heavy) only when a comparison runs.
+import { BUDGET_FACTOR, DEFAULT_BUDGET_CAP_SECONDS, compareRuns } from '../compare/compare.js';
+import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
 import { DEFAULT_BASES } from '../pipeline/plan.js';
 import { baseOption } from './backbone-options.js';
 import { reportFromTrain } from '../report/input.js';
@@ -10,6 +13,7 @@ import type { QualityChoice } from '../pipeline/quality.js';
 import { qualityOption } from './train.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
+import { cacheDirOption, decidedDefault } from './usage.js';
 
 interface Flags {
   testDir?: string;
@@ -57,18 +61,27 @@ export function registerCompare(program: Command): void {
     .command('compare')
     .description('train the same photos with transfer learning and with a small CNN from scratch, and compare the two')
     .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>')
+    .optionsGroup('Data options:')
     .option('--test-dir <dir>', 'separate folder of the same classes to score both on')
-    .option('--budget <seconds>', 'most seconds the from-scratch network may train (it gets 10x the transfer run\'s time, and at least as much) (default 120)', num(1, 86_400))
+    .option('--seed <n>', 'seed for the split and both trainings', int(0), DEFAULT_SPLIT_OPTIONS.seed)
+    .optionsGroup('Transfer run options:')
     .option('--base <id|path|url>', "backbone(s) for transfer learning, as for 'headswap train'", DEFAULT_BASES.join(','))
-    .option('--seed <n>', 'seed for the split and both trainings', int(0), 0)
     .addOption(qualityOption("the transfer run's --quality (see 'headswap train --help')"))
-    .option('--cache-dir <dir>', 'model downloads (default $HEADSWAP_CACHE or the user cache folder)')
+    .optionsGroup('From-scratch run options:')
+    .addOption(
+      decidedDefault(
+        '--budget <seconds>',
+        `most seconds the from-scratch network may train (it gets ${BUDGET_FACTOR}x the transfer run's time, and at least as much)`,
+        DEFAULT_BUDGET_CAP_SECONDS,
+        num(1, 86_400),
+      ),
+    )
+    .optionsGroup('Output options:')
     .option('--json', 'print the comparison as JSON on stdout')
-    .option('--report [file]', 'also write an HTML report with the comparison (default <dir>.compare.html)')
+    .option('--report [file]', 'also write an HTML report with the comparison (default: <dir>.compare.html)')
+    .addOption(cacheDirOption('model downloads and the run history'))
     .addHelpText('after', '\nExamples:\n  headswap compare ./photos\n  headswap compare ./photos --test-dir ./held-out --budget 600')
     .action(async (dir: string, f: Flags) => {
-      // Loaded on use: the TensorFlow.js wasm backend and layers are heavy to import.
-      const { compareRuns } = await import('../compare/compare.js');
       const bars = progressBar();
       const { result, transferRun, runId } = await compareRuns({
         data: dir,

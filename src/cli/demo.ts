@@ -8,9 +8,7 @@ export const DEMO_TEST = packagePath('data', 'clothing7', 'test');
 
 export function registerDemo(program: Command): void {
   addTrainOptions(
-    program
-      .command('demo')
-      .description('train on the bundled clothing7 photos (7 classes, 10-33 each) and score on its separate test photos, offline')
-      .option('--out <dir>', 'where to write the demo model (replaced if it exists)', 'clothing7.model'),
+    program.command('demo').description('train on the bundled clothing7 photos (7 classes, 10-33 each) and score on its separate test photos, offline'),
+    'clothing7.model',
   ).action((flags: Parameters<typeof runTrain>[1]) => runTrain(DEMO_TRAIN, { ...flags, testDir: DEMO_TEST, force: true }));
 }

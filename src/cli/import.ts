@@ -4,12 +4,13 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { HeadswapError, describeError } from '../errors.js';
 import { importTflite, importTfjs } from '../import/index.js';
 import { tempSibling } from '../util/fs.js';
+import { decidedDefault } from './usage.js';
 
 function size(value: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(value);
   const h = Number(m?.[1]);
   const w = Number(m?.[2] ?? m?.[1]);
-  if (!m || !(h > 0 && w > 0)) throw new InvalidArgumentError(`'${value}' is not a size like 224x224 (height x width).`);
+  if (!m || !(h > 0 && w > 0)) throw new InvalidArgumentError('not a size like 224x224 (height x width)');
   return [h, w];
 }
 
@@ -19,7 +20,7 @@ export function registerImport(program: Command): void {
     .description('convert a TensorFlow.js model (layers-model or graph-model) or a TensorFlow Lite model to ONNX, to train on it with --base')
     .argument('<src>', 'TF.js model folder, its model.json, a .tflite file, or an http(s) URL of a model.json or .tflite file')
     .argument('<out>', 'ONNX file to write')
-    .option('--size <HxW>', "input size, for models whose input size is open (e.g. 224x224)", size)
+    .addOption(decidedDefault('--size <HxW>', 'input size, for TF.js models whose input size is open (e.g. 224x224)', "the model's own", size))
     .option('--force', 'replace <out> if it exists')
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  headswap import ./darknet-tiny darknet.onnx && headswap inspect darknet.onnx\n  headswap import ./mobilenet_v1_1.0_224_quant.tflite mobilenet.onnx')

@@ -4,15 +4,14 @@ import { table } from '../evaluate/format.js';
 import { defaultCut } from '../backbone/backbone.js';
 import { inspectModel } from '../onnx/inspect.js';
 import { readModel } from '../onnx/proto.js';
-import { addPreprocessingOptions, type BackboneFlags } from './backbone-options.js';
+import { featureOption, type BackboneFlags } from './backbone-options.js';
 
 export function registerInspect(program: Command): void {
-  addPreprocessingOptions(
-    program
-      .command('inspect')
-      .description('list the tensors of a model (ONNX, or TF.js / TFLite converted) with their shapes, and the default feature cut')
-      .argument('<model>', 'zoo id, .onnx file, .tflite file, TF.js model folder/model.json, or URL'),
-  )
+  program
+    .command('inspect')
+    .description('list the tensors of a model (ONNX, or TF.js / TFLite converted) with their shapes, and the default feature cut')
+    .argument('<model>', 'zoo id, .onnx file, .tflite file, TF.js model folder/model.json, or URL')
+    .addOption(featureOption("mark this tensor as the cut instead, to check a --feature for 'headswap train'").helpGroup('Options:'))
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  headswap inspect ./darknet   # then: headswap train photos --base ./darknet --feature leaky_re_lu_14')
     .action(async (source: string, f: BackboneFlags & { json?: boolean }) => {

@@ -14,12 +14,12 @@ import { registerReport } from './report.js';
 import { registerRuns } from './runs.js';
 import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
+import { configureCommands } from './usage.js';
 
 export function buildProgram(): Command {
   const program = new Command('headswap')
     .version(HEADSWAP_VERSION)
     .description('Train an image classifier from a few dozen photos per class in seconds on a CPU, by reusing a pretrained network.')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerDemo(program);
   registerTrain(program);
@@ -35,6 +35,7 @@ export function buildProgram(): Command {
   registerImport(program);
   registerServe(program);
   program.addHelpText('after', '\nStart with:\n  headswap demo                 train and score on the bundled clothing photos\n  headswap train ./photos       photos/<class>/<image>, a few dozen per class');
+  configureCommands(program);
   return program;
 }
 
@@ -44,7 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await buildProgram().parseAsync([...argv]);
     return 0;
   } catch (err) {
-    // Commander has already printed its usage message.
+    // Commander has already printed its usage line (usage.ts).
     if (err instanceof CommanderError) return err.exitCode;
     return reportError(err);
   }

@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import { HeadswapError } from '../errors.js';
 import type { Progress } from '../util/progress.js';
+import { flagOf } from './flags.js';
 import { escapeControl } from '../util/text.js';
 
 /**
@@ -64,10 +65,13 @@ export function progressBar(): { update: (p: Progress) => void; stop: () => void
   };
 }
 
-/** Turns any failure into one line on stderr and an exit code; never a stack trace. */
+/**
+ * Turns any failure into one line on stderr and an exit code; never a stack trace. The options a
+ * library message names (`out`, `force: true`) are spelled as the flags the user typed (`--out`, `--force`).
+ */
 export function reportError(err: unknown): number {
   if (err instanceof HeadswapError) {
-    info(`headswap: ${err.message}`);
+    info(`headswap: ${err.spell(flagOf)}`);
     return 1;
   }
   const message = err instanceof Error ? err.message.split('\n')[0] : String(err);

@@ -1,10 +1,13 @@
 import { InvalidArgumentError } from 'commander';
 
-/** Commander parsers: a bad value is a one-line usage error naming the option's value. */
-export function int(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+/**
+ * Commander parsers. A bad value throws "not <what is wanted>", which the usage error (usage.ts)
+ * completes to one line naming the flag: "--epochs -3 is not a whole number ≥ 1".
+ */
+export function int(min: number, max = Infinity): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`'${value}' is not a whole number from ${min} to ${max}.`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`not a whole number ${range(min, max)}`);
     return n;
   };
 }
@@ -12,7 +15,19 @@ export function int(min: number, max = Number.MAX_SAFE_INTEGER): (value: string)
 export function num(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`'${value}' is not a number from ${min} to ${max}.`);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`not a number ${range(min, max)}`);
     return n;
   };
+}
+
+/** A number above 0 (a scale factor): no bound but the sign is worth saying. */
+export function positive(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('not a number > 0');
+  return n;
+}
+
+/** A range in words: "≥ 1", "from 0 to 0.5". */
+function range(min: number, max: number): string {
+  return max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`;
 }

@@ -21,7 +21,8 @@ export async function writePredictions(stream: AsyncIterable<ClassifierPredictio
   for await (const p of stream) {
     count++;
     if (format === 'json') {
-      process.stdout.write(`${JSON.stringify({ file: p.input, top: p.top.map((t) => ({ label: t.label, probability: t.probability })) })}\n`);
+      // The shape classifier.predict() returns, without the full probability vector.
+      process.stdout.write(`${JSON.stringify({ input: p.input, top: p.top.map(({ label, index, probability }) => ({ label, index, probability })) })}\n`);
     } else if (format === 'csv') {
       process.stdout.write(`${[csvCell(p.input), ...p.top.flatMap((t) => [csvCell(t.label), t.probability.toFixed(6)])].join(',')}\n`);
     } else {

@@ -6,6 +6,7 @@ import { reportFromModel } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import { info } from './output.js';
 import { withStore } from './runs.js';
+import { cacheDirOption, decidedDefault } from './usage.js';
 
 /** A model folder, or the folder a recorded run (`headswap runs`) wrote. */
 function modelFolder(arg: string, cacheDir?: string): string {
@@ -21,8 +22,8 @@ export function registerReport(program: Command): void {
     .command('report')
     .description('write a self-contained HTML report (plots, confusions with thumbnails) for a trained model folder')
     .argument('<model|run>', "model folder written by 'headswap train', or the id of a run in 'headswap runs'")
-    .option('--out <file>', 'report file (default <model>/report.html)')
-    .option('--cache-dir <dir>', 'where the run history is (default $HEADSWAP_CACHE or the user cache folder)')
+    .addOption(decidedDefault('--out <file>', 'report file', '<model>/report.html'))
+    .addOption(cacheDirOption('where the run history is'))
     .addHelpText('after', '\nExamples:\n  headswap report ./photos.model && open ./photos.model/report.html\n  headswap report 12     # the model of run 12')
     .action(async (arg: string, f: { out?: string; cacheDir?: string }) => {
       const model = modelFolder(arg, f.cacheDir);

@@ -6,6 +6,7 @@ import { openRunStore, type RunStore } from '../runs/store.js';
 import type { RunRecord } from '../runs/types.js';
 import { percent } from './output.js';
 import { int } from './parse.js';
+import { cacheDirOption } from './usage.js';
 
 export function withStore<T>(dir: string | undefined, fn: (store: RunStore) => T): T {
   const store = openRunStore(dir);
@@ -40,7 +41,7 @@ export function registerRuns(program: Command): void {
     .command('list', { isDefault: true })
     .description('list recorded runs, newest first')
     .option('--limit <n>', 'how many', int(1), 20)
-    .option('--cache-dir <dir>', 'cache folder (default $HEADSWAP_CACHE or the user cache folder)')
+    .addOption(cacheDirOption('where the run history is'))
     .option('--json', 'print JSON')
     .action((f: { limit: number; cacheDir?: string; json?: boolean }) => {
       const list = withStore(f.cacheDir, (s) => s.listRuns(f.limit));
@@ -54,7 +55,7 @@ export function registerRuns(program: Command): void {
     .description('what changed between two runs and how the metrics moved')
     .argument('<a>', 'run id', int(1))
     .argument('<b>', 'run id', int(1))
-    .option('--cache-dir <dir>', 'cache folder')
+    .addOption(cacheDirOption('where the run history is'))
     .option('--json', 'print JSON')
     .action((a: number, b: number, f: { cacheDir?: string; json?: boolean }) => {
       const [ra, rb] = withStore(f.cacheDir, (s) => [s.getRun(a), s.getRun(b)]);

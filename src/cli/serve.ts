@@ -3,6 +3,7 @@ import { HeadswapError, describeError } from '../errors.js';
 import { DEFAULT_COMPARE_BUDGET_SECONDS, DEFAULT_LIMITS, dataDirs, defaultDataDir } from '../server/options.js';
 import { info, warn } from './output.js';
 import { int, num } from './parse.js';
+import { cacheDirOption, decidedDefault } from './usage.js';
 
 interface Flags {
   port: number;
@@ -24,16 +25,19 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('serve models over HTTP (classify, train jobs, downloads) with a page to use them, on this machine by default')
     .argument('[model-dirs...]', "model folders written by 'headswap train' to serve besides the trained ones in the data folder")
+    .optionsGroup('Server options:')
     .option('--port <n>', 'TCP port', int(0, 65_535), 8080)
     .option('--host <address>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1')
-    .option('--data <dir>', `where trained models and jobs are kept (default ${defaultDataDir()})`)
-    .option('--cache-dir <dir>', 'feature cache and model downloads (default $HEADSWAP_CACHE or the user cache folder)')
+    .option('--log', 'log every request as a JSON line on stdout')
+    .optionsGroup('Storage options:')
+    .addOption(decidedDefault('--data <dir>', 'where trained models and jobs are kept', defaultDataDir()))
+    .addOption(cacheDirOption('feature cache and model downloads'))
+    .optionsGroup('Limits:')
     .option('--max-upload-mb <n>', 'largest image file accepted', num(0.001, 1024), DEFAULT_LIMITS.maxImageBytes / 2 ** 20)
     .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1), DEFAULT_LIMITS.pixelLimit)
     .option('--max-queue <n>', 'training jobs that may wait behind the running one; more get 429', int(0, 1000), DEFAULT_LIMITS.maxQueuedJobs)
     .option('--timeout <seconds>', 'answer 408 to a request not done in this time', num(1, 86_400), DEFAULT_LIMITS.requestTimeoutMs / 1000)
     .option('--compare-budget <seconds>', 'most seconds the optional from-scratch comparison of a job may train', num(1, 3600), DEFAULT_COMPARE_BUDGET_SECONDS)
-    .option('--log', 'log every request as a JSON line on stdout')
     .addHelpText('after', '\nExamples:\n  headswap serve                          open http://127.0.0.1:8080/ and train from the page\n  headswap serve ./photos.model --port 3000')
     .action(async (models: string[], f: Flags) => {
       const data = f.data ?? defaultDataDir();

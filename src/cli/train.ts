@@ -1,17 +1,19 @@
-import { basename, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { reportFromTrain } from '../report/input.js';
 import { writeReport } from '../report/write.js';
 import { formatEvaluation, table } from '../evaluate/format.js';
 import { DEFAULT_GROUP_BY, GROUP_BY, type GroupBy } from '../dataset/groups.js';
-import { DEFAULT_QUALITY, QUALITY_CHOICES, type QualityChoice } from '../pipeline/quality.js';
-import type { HeadOptions } from '../head/train.js';
+import { DEFAULT_QUALITY, QUALITY, QUALITY_CHOICES, type QualityChoice } from '../pipeline/quality.js';
+import { HEAD_DEFAULTS, HIDDEN_L2, MIN_DEFAULT_STEPS, type HeadOptions } from '../head/train.js';
+import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
+import { DEFAULT_PIXEL_LIMIT } from '../image/preprocess.js';
 import { train, type TrainOptions, type TrainResult } from '../pipeline/train.js';
 import { addBackboneOptions, backboneOptions, baseOption, type BackboneFlags } from './backbone-options.js';
-import { DEFAULT_BASES } from '../pipeline/plan.js';
+import { DEFAULT_BASES, DEFAULT_TOP_K } from '../pipeline/plan.js';
 import { escapeControl } from '../util/text.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
+import { cacheDirOption, decidedDefault } from './usage.js';
 
 interface TrainFlags extends BackboneFlags {
   testDir?: string;
@@ -38,6 +40,7 @@ interface TrainFlags extends BackboneFlags {
   groups?: string;
   report?: boolean;
   json?: boolean;
+  portable?: boolean;
 }
 
 /** `--quality`, for `train` and for the transfer run of `compare`. */
@@ -45,42 +48,67 @@ export function qualityOption(help: string): Option {
   return new Option('--quality <level>', help).choices(QUALITY_CHOICES).default(DEFAULT_QUALITY);
 }
 
-/** Options shared by `train` and `demo`. */
-export function addTrainOptions(cmd: Command): Command {
-  return addBackboneOptions(
-    cmd,
-    "backbone: zoo id ('headswap backbones'), .onnx or .tflite file, TF.js model folder/model.json, or URL; several, comma-separated, are an ensemble: one head each, averaged in one model",
-    DEFAULT_BASES.join(','),
-  )
-    .option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), 10)
-    .option('--test-pct <n>', 'percent of each class held out for the test score', num(0, 50), 10)
-    .option('--seed <n>', 'seed for the split and the head training', int(0), 0)
-    .option('--hidden <units>', 'add a hidden ReLU layer of this size to the head', int(0))
-    .option('--dropout <rate>', 'dropout on the features while training', num(0, 0.95))
-    .option('--epochs <n>', 'maximum training epochs', int(1))
-    .option('--lr <rate>', 'Adam learning rate', num(1e-6, 1))
-    .option('--l2 <lambda>', 'L2 weight penalty', num(0, 10))
-    .option('--label-smoothing <eps>', 'label smoothing', num(0, 0.5))
-    .option('--batch-size <n>', 'head training batch size (capped at the training-set size)', int(1))
-    .addOption(new Option('--class-weights <mode>', 'weigh classes equally however many photos each has').choices(['balanced', 'none']))
-    .option('--no-cache', 'do not read or write the feature cache')
-    .option('--cache-dir <dir>', 'feature cache and model downloads (default $HEADSWAP_CACHE or the user cache folder)')
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this', int(1))
-    .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), 5)
-    .addOption(
-      qualityOption(
-        'auto: plain passes, and the backbones (each alone or the ensemble) chosen by grouped cross-validation on your photos; plain: one backbone pass per photo; fast: + mirror-image averaging at prediction and 3x3 region features; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
-      ),
-    )
+/**
+ * The options of `train` in groups, or with `demoOut` those of `demo`: it trains on bundled
+ * photos that have their own test folder, so it has no --test-dir nor --test-pct, and it always
+ * replaces its output folder (default `demoOut`). Defaults come from where train() decides them;
+ * head settings the CLI leaves to train() (the quality level changes some) carry their default
+ * as words only.
+ */
+export function addTrainOptions(cmd: Command, demoOut?: string): Command {
+  const train = demoOut === undefined;
+  cmd.optionsGroup('Data options:');
+  if (train) cmd.addOption(decidedDefault('--test-dir <dir>', 'separate folder of the same classes to evaluate on', 'none: --test-pct of <dir> is held out'));
+  cmd.option('--val-pct <n>', 'percent of each class held out for validation (early stopping)', num(0, 50), DEFAULT_SPLIT_OPTIONS.valPct);
+  if (train) cmd.option('--test-pct <n>', 'percent of each class held out for the test score, without --test-dir', num(0, 50), DEFAULT_SPLIT_OPTIONS.testPct);
+  cmd
+    .option('--seed <n>', 'seed for the split and the head training', int(0), DEFAULT_SPLIT_OPTIONS.seed)
     .addOption(
       new Option('--group-by <how>', 'keep photos that belong together on one side of every split and fold: auto = file series (names, _nohash_ markers, capture times, --groups) and near-copies; series; similarity; none')
         .choices(GROUP_BY)
         .default(DEFAULT_GROUP_BY),
     )
-    .option('--groups <file>', "file of 'relPath<TAB or comma>group' lines: photos that must stay together")
-    .option('--cv <folds>', 'also estimate accuracy by K-fold cross-validation over whole groups, with folds at random and in name order (cheap: features are cached)', int(2, 50))
+    .addOption(decidedDefault('--groups <file>', "file of 'relPath<TAB or comma>group' lines: photos that must stay together", 'none'))
+    .addOption(decidedDefault('--pixel-limit <n>', 'refuse images with more pixels than this', `${DEFAULT_PIXEL_LIMIT} = ${DEFAULT_PIXEL_LIMIT / 1e6} megapixels`, int(1)));
+  addBackboneOptions(cmd, {
+    baseHelp: "zoo id ('headswap backbones'), .onnx or .tflite file, TF.js model folder/model.json, or URL; several, comma-separated, are an ensemble: one head each, averaged in one model",
+    defaultBase: DEFAULT_BASES.join(','),
+    cut: true,
+  });
+  const regionL2 = QUALITY.fast.head?.l2;
+  cmd
+    .optionsGroup('Head options:')
+    .addOption(decidedDefault('--hidden <units>', 'add a hidden ReLU layer of this size to the head', `${HEAD_DEFAULTS.hidden} = none`, int(0)))
+    .addOption(decidedDefault('--dropout <rate>', 'dropout on the features while training', HEAD_DEFAULTS.dropout, num(0, 0.95)))
+    .addOption(decidedDefault('--epochs <n>', 'maximum training epochs (early stopping on the validation photos ends sooner)', `${HEAD_DEFAULTS.epochs}, more on small sets: at least ${MIN_DEFAULT_STEPS} steps`, int(1)))
+    .addOption(decidedDefault('--lr <rate>', 'Adam learning rate, decayed to 0 over the epochs', HEAD_DEFAULTS.learningRate, num(1e-6, 1)))
+    .addOption(
+      decidedDefault('--l2 <lambda>', 'L2 weight penalty', `${HEAD_DEFAULTS.l2}${regionL2 === undefined ? '' : `; ${regionL2} with the region features of --quality fast and up`}; ${HIDDEN_L2} with --hidden`, num(0, 10)),
+    )
+    .addOption(decidedDefault('--label-smoothing <eps>', 'probability spread evenly over all classes in the training targets', HEAD_DEFAULTS.labelSmoothing, num(0, 0.5)))
+    .addOption(decidedDefault('--batch-size <n>', 'head training batch size (capped at the training-set size)', HEAD_DEFAULTS.batchSize, int(1)))
+    .addOption(decidedDefault('--class-weights <mode>', 'balanced: weigh classes equally however many photos each has', HEAD_DEFAULTS.classWeights).choices(['balanced', 'none']))
+    .optionsGroup('Quality options:')
+    .addOption(
+      qualityOption(
+        'auto: plain passes, and the backbones (each alone or the ensemble) chosen by grouped cross-validation on your photos; plain: one backbone pass per photo; fast: + mirror-image averaging at prediction and 3x3 region features; balanced: + training on the mirror and 3 crops of each photo; best: + 10 crops (augmented views are cached)',
+      ),
+    )
+    .addOption(decidedDefault('--cv <folds>', 'also estimate accuracy by K-fold cross-validation over whole groups, with folds at random and in name order (cheap: features are cached)', 'off', int(2, 50)))
+    .option('--top <k>', 'largest k for top-k accuracy', int(1, 20), DEFAULT_TOP_K)
+    .optionsGroup('Output options:');
+  if (train) {
+    cmd
+      .addOption(decidedDefault('--out <dir>', 'output model folder', '<dir>.model'))
+      .option('--force', 'replace the output folder if it exists')
+      .option('--portable', 'export model.onnx with standard ONNX operators only, for runtimes other than onnxruntime (OpenCV and the like): float weights, ~4x larger, slower on onnxruntime');
+  }
+  else cmd.option('--out <dir>', 'where to write the demo model (replaced if it exists)', demoOut);
+  return cmd
     .option('--report', 'also write report.html (plots, confusions with thumbnails) into the model folder')
-    .option('--json', 'print the result as JSON on stdout');
+    .option('--json', 'print the result as JSON on stdout')
+    .option('--no-cache', 'do not read or write the feature cache')
+    .addOption(cacheDirOption('feature cache and model downloads'));
 }
 
 function headOptions(f: TrainFlags): HeadOptions {
@@ -117,6 +145,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     quality: f.quality,
     groupBy: f.groupBy,
     groupsFile: f.groups,
+    portable: f.portable,
     onProgress: (p) => bar.update(p),
     onWarning: (m) => warn(m),
     ...extra,
@@ -125,7 +154,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
   else process.stdout.write(`${formatTrainResult(result)}\n`);
   // The CLI always exports, so there is a model folder to write the report into.
   if (f.report && result.out) {
-    info(`report written to ${await writeReport(reportFromTrain(result, basename(resolve(data))), result.out)}`);
+    info(`report written to ${await writeReport(reportFromTrain(result), result.out)}`);
   }
 }
 
@@ -220,10 +249,7 @@ export function registerTrain(program: Command): void {
     program
       .command('train')
       .description('train a classifier on a folder with one sub-folder of images per class')
-      .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>')
-      .option('--test-dir <dir>', 'separate folder of the same classes to evaluate on')
-      .option('--out <dir>', 'output model folder (default <dir>.model)')
-      .option('--force', 'replace the output folder if it exists'),
+      .argument('<dir>', 'folder of class sub-folders: <dir>/<class>/<image>'),
   )
     .addHelpText('after', '\nExamples:\n  headswap train ./photos\n  headswap train ./photos --test-dir ./held-out --out ./shoes.model --seed 1\n  headswap train ./photos --base ./my-network.onnx --hidden 256 --dropout 0.3')
     .action((dir: string, flags: TrainFlags) => runTrain(dir, flags));

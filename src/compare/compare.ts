@@ -11,7 +11,6 @@ import type { QualityChoice } from '../pipeline/quality.js';
 import type { TrainedHead } from '../head/train.js';
 import { train, type TrainResult } from '../pipeline/train.js';
 import type { ProgressCallback } from '../util/progress.js';
-import { trainFromScratch } from './scratch.js';
 import type { ApproachResult, CompareResult, ScratchResult } from './types.js';
 
 export interface CompareOptions {
@@ -75,6 +74,24 @@ export function verdict(transfer: ApproachResult, scratch: ApproachResult): stri
  * split) for max(transfer time, min(10x transfer time, cap)) seconds, and scores both on the
  * same held-out photos.
  */
+/** TensorFlow.js names: an optional dependency, needed only by the from-scratch side of a comparison. */
+export const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm'] as const;
+
+/** The error to show when loading the from-scratch trainer failed because TensorFlow.js is not installed, else undefined. */
+export function missingTensorflow(err: unknown): HeadswapError | undefined {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string' || !e.message.includes('@tensorflow/')) return undefined;
+  return new HeadswapError(`the from-scratch comparison needs TensorFlow.js, an optional dependency that is not installed; install it with: npm install ${TENSORFLOW_PACKAGES.join(' ')}`);
+}
+
+async function loadScratch(): Promise<typeof import('./scratch.js')> {
+  try {
+    return await import('./scratch.js');
+  } catch (err) {
+    throw missingTensorflow(err) ?? err;
+  }
+}
+
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   return (await compareRuns(options)).result;
 }
@@ -84,6 +101,8 @@ export async function compareRuns(options: CompareOptions): Promise<{ result: Co
   const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
   const cap = options.budgetSeconds ?? DEFAULT_BUDGET_CAP_SECONDS;
   if (!(cap > 0) || !Number.isFinite(cap)) throw new HeadswapError(`budget ${cap} s is invalid; give a positive number of seconds`);
+  // Before the transfer run, so a missing TensorFlow.js costs no training time.
+  const { trainFromScratch } = await loadScratch();
   const result = await train({
     data: options.data,
     testDir: options.testDir,

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import { errnoCode, errnoText } from '../util/fs.js';
 import { byCodePoint } from '../util/text.js';
 import { cannotRead, readFolder, walk, type Entry, type WalkOptions } from './walk.js';
@@ -42,6 +42,8 @@ export interface ScanOptions {
    * images at all" is then an error, since a test set may cover some classes only.
    */
   classes?: readonly string[];
+  /** The option the folder was given as (e.g. 'testDir'), named in errors about the folder. */
+  option?: string;
 }
 
 /** Content is validated at decode time; here the extension is the whole test. */
@@ -114,18 +116,22 @@ function emptyClassWarnings(names: readonly string[]): string[] {
 export async function scanDataset(root: string, options: ScanOptions = {}): Promise<ScannedDataset> {
   const absRoot = resolve(root);
   const inClass = (tail: string): string => quoteName(`${absRoot}${sep}<class>${sep}${tail}`);
+  // The folder as errors name it: with the option it was given as, if any.
+  const given = options.option === undefined ? undefined : msg`${option(options.option)} ${quoteName(absRoot)}`;
+  const named = given ?? quoteName(absRoot);
+  const folder = given ?? `dataset folder ${quoteName(absRoot)}`;
   let rootReal: string;
   try {
     if (!(await stat(absRoot)).isDirectory()) {
-      throw new HeadswapError(`${quoteName(absRoot)} is not a folder; pass a folder with one sub-folder per class`);
+      throw new HeadswapError(msg`${named} is not a folder; pass a folder with one sub-folder per class`);
     }
     rootReal = await realpath(absRoot);
   } catch (err) {
     if (err instanceof HeadswapError) throw err;
     if (errnoCode(err) === 'ENOENT') {
-      throw new HeadswapError(`dataset folder ${quoteName(absRoot)} does not exist; check the path`, { cause: err });
+      throw new HeadswapError(msg`${folder} does not exist; check the path`, { cause: err });
     }
-    throw new HeadswapError(`cannot open dataset folder ${quoteName(absRoot)} (${errnoText(err)}); check its permissions`, { cause: err });
+    throw new HeadswapError(msg`cannot open ${folder} (${errnoText(err)}); check its permissions`, { cause: err });
   }
   const links: WalkOptions = { linksWithin: rootReal };
 
@@ -133,7 +139,7 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
   try {
     entries = await readFolder(absRoot, links);
   } catch (err) {
-    throw new HeadswapError(`cannot read dataset folder ${quoteName(absRoot)} (${errnoText(err)}); check its permissions`, { cause: err });
+    throw new HeadswapError(msg`cannot read ${folder} (${errnoText(err)}); check its permissions`, { cause: err });
   }
 
   const skipped: Skipped[] = [];
@@ -155,7 +161,10 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
     warnings.push(`${looseFiles} file(s) directly in ${quoteName(absRoot)} are not in a class folder and were skipped; move them into ${inClass('')}`);
   }
   if (classDirs.length === 0) {
-    throw new HeadswapError(`${quoteName(absRoot)} has no class sub-folders; put images in ${inClass('…')}`);
+    const images = entries.filter((e) => e.kind === 'file' && isImageFileName(e.name)).length;
+    const found = images > 0 ? `holds ${images} image(s) but no class sub-folders` : 'holds no images and no class sub-folders';
+    const example = ['cat', 'dog'].map((c) => quoteName(join(absRoot, c, '*.jpg'))).join(', ');
+    throw new HeadswapError(msg`${named} ${found}; put each class's photos in a sub-folder named after the class: ${example}`);
   }
   classDirs.sort(byCodePoint);
 
@@ -187,7 +196,7 @@ export async function scanDataset(root: string, options: ScanOptions = {}): Prom
   const classes = forced ? [...forced] : [...found.keys()];
   if (forced) {
     if (found.size === 0) {
-      throw new HeadswapError(`${quoteName(absRoot)} has no images in any of the classes ${classes.map(quoteName).join(', ')}; put images in ${inClass('…')}`);
+      throw new HeadswapError(msg`${named} has no images in any of the classes ${classes.map(quoteName).join(', ')}; put images in ${inClass('…')}`);
     }
   } else if (classes.length === 0) {
     throw new HeadswapError(`${quoteName(absRoot)} has class folders but no images in them; put images in ${inClass('<image>.jpg')}`);

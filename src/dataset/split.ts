@@ -1,4 +1,4 @@
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import { sha256 } from '../util/fs.js';
 import { pushTo } from '../util/collections.js';
 import { byCodePoint } from '../util/text.js';
@@ -73,13 +73,13 @@ export function splitDataset<T extends { relPath: string; label: number }>(
 ): { train: T[]; validation: T[]; test: T[] } {
   const { valPct, seed } = options;
   const testPct = options.hasSeparateTest ? 0 : options.testPct;
-  for (const [flag, pct] of [['--val-pct', valPct], ['--test-pct', options.testPct]] as const) {
+  for (const [name, pct] of [['valPct', valPct], ['testPct', options.testPct]] as const) {
     if (!Number.isFinite(pct) || pct < 0 || pct >= 100) {
-      throw new HeadswapError(`${flag} ${pct} is out of range; use a percentage from 0 to 99`);
+      throw new HeadswapError(msg`${option(name, pct)} is out of range; use a percentage from 0 to 99`);
     }
   }
   if (testPct + valPct >= 100) {
-    throw new HeadswapError(`--val-pct ${valPct} and --test-pct ${testPct} leave nothing to train on; make their sum less than 100`);
+    throw new HeadswapError(msg`${option('valPct', valPct)} and ${option('testPct', testPct)} leave nothing to train on; make their sum less than 100`);
   }
   const enabled = new Set<SplitName>(['train']);
   if (valPct > 0) enabled.add('validation');
@@ -96,9 +96,9 @@ export function splitDataset<T extends { relPath: string; label: number }>(
   const out: Record<SplitName, T[]> = { train: [], validation: [], test: [] };
   byClass.forEach((inClass, label) => {
     if (inClass.length < required.length) {
-      const fix = options.hasSeparateTest ? 'add photos' : 'add photos or give a separate --test-dir';
+      const fix = options.hasSeparateTest ? 'add photos' : msg`add photos or give a separate ${option('testDir')}`;
       throw new HeadswapError(
-        `class ${quoteName(classes[label] ?? String(label))} has ${inClass.length} image(s); it needs at least ${required.length} (${required.join(' + ')}) — ${fix}`,
+        msg`class ${quoteName(classes[label] ?? String(label))} has ${inClass.length} image(s); it needs at least ${required.length} (${required.join(' + ')}) — ${fix}`,
       );
     }
     const members = unitsOf(inClass, seed, required.length, options.groupOf);

@@ -1,7 +1,7 @@
 import { splitUnit } from '../dataset/split.js';
 import { pushTo } from '../util/collections.js';
 import { byCodePoint } from '../util/text.js';
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import { averageProbabilities, fitHead, predictRows, rowsDataset, type FitOptions, type LabeledRow } from '../head/train.js';
 import { evaluate } from './metrics.js';
 
@@ -50,14 +50,14 @@ function meanStd(xs: readonly number[]): { mean: number; std: number } {
  * because a fold holding all of a class's photos would train a head that has never seen it.
  */
 export function assignFolds(items: readonly CvItem[], classes: readonly string[], k: number, kind: FoldKind, seed: number): { fold: Map<CvItem, number>; groups: number; ungroupedClasses: string[] } {
-  if (!Number.isInteger(k) || k < 2) throw new HeadswapError(`--cv ${k}: give a whole number of folds of at least 2`);
+  if (!Number.isInteger(k) || k < 2) throw new HeadswapError(msg`${option('cv', k)} is not a number of folds; give a whole number of at least 2`);
   const fold = new Map<CvItem, number>();
   let groups = 0;
   const ungroupedClasses: string[] = [];
   for (let c = 0; c < classes.length; c++) {
     const inClass = items.filter((it) => it.label === c).sort((a, b) => byCodePoint(a.relPath, b.relPath));
     if (inClass.length < k) {
-      throw new HeadswapError(`--cv ${k}: class '${classes[c]}' has only ${inClass.length} photo(s); use at most --cv ${Math.max(2, inClass.length)} or add photos`);
+      throw new HeadswapError(msg`${option('cv', k)} asks for ${k} folds, but class '${classes[c]}' has only ${inClass.length} photo(s); use at most ${option('cv', Math.max(2, inClass.length))} or add photos`);
     }
     const byGroup = new Map<string, CvItem[]>();
     for (const it of inClass) {

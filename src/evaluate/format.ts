@@ -17,6 +17,7 @@ const FILE_NAME_MAX = 40;
 // Past this many classes the matrix is wider than a terminal; list the top confusions instead.
 const MATRIX_MAX_CLASSES = 12;
 const TOP_CONFUSIONS = 10;
+const NOT_MEASURED = '–';
 
 /**
  * Aligned columns, two spaces apart; columns default to left-aligned. Rows may have different
@@ -54,18 +55,21 @@ function summary(ev: Evaluation): string {
     if ((k === 3 || k === 5) && k < classes) parts.push(`top-${k} ${pct(accuracy)}`);
   }
   const images = ev.count === 1 ? 'image' : 'images';
-  return `${parts.join(' · ')} on ${ev.count} test ${images}\nmacro-F1 ${pct(ev.macroF1)} · log loss ${ev.logLoss.toFixed(3)}`;
+  const present = ev.perClass.filter((c) => c.support > 0).length;
+  const over = present < classes ? ` (over the ${present} of ${classes} classes with test images)` : '';
+  return `${parts.join(' · ')} on ${ev.count} test ${images}\nmacro-F1 ${pct(ev.macroF1)}${over} · log loss ${ev.logLoss.toFixed(3)}`;
 }
 
 function classTable(ev: Evaluation): string {
+  // A class without test images has no scores: its row says so instead of showing zeros.
   const rows = ev.perClass.map((c) => [
     truncate(c.label, CLASS_NAME_MAX),
     String(c.support),
-    pct(c.precision),
-    pct(c.recall),
-    pct(c.f1),
+    ...[c.precision, c.recall, c.f1].map((x) => (x === null ? NOT_MEASURED : pct(x))),
   ]);
-  return table([['class', 'support', 'precision', 'recall', 'F1'], ...rows], ['l', 'r', 'r', 'r', 'r']);
+  const absent = ev.perClass.filter((c) => c.support === 0).length;
+  const note = absent > 0 ? `\n${NOT_MEASURED} = no test images of this class: not measured, left out of macro-F1` : '';
+  return table([['class', 'support', 'precision', 'recall', 'F1'], ...rows], ['l', 'r', 'r', 'r', 'r']) + note;
 }
 
 function confusionSection(ev: Evaluation): string {

@@ -14,16 +14,20 @@ export interface Prediction {
   probs: Float32Array;
 }
 
+/**
+ * One class's scores. A class with no test images (support 0) has none: its precision, recall
+ * and F1 are null, not 0, because nothing was measured (a 0 would read as "always wrong").
+ */
 export interface ClassMetrics {
   label: string;
   /** Number of test images whose true class is this one. */
   support: number;
-  /** Fraction of images predicted as this class that are this class; 0 when never predicted. */
-  precision: number;
-  /** Fraction of this class's images predicted correctly; 0 when support is 0. */
-  recall: number;
-  /** Harmonic mean of precision and recall; 0 when both are 0. */
-  f1: number;
+  /** Fraction of images predicted as this class that are this class; 0 when never predicted; null when support is 0. */
+  precision: number | null;
+  /** Fraction of this class's images predicted correctly; null when support is 0. */
+  recall: number | null;
+  /** Harmonic mean of precision and recall; 0 when both are 0; null when support is 0. */
+  f1: number | null;
 }
 
 export interface Misclassified {
@@ -46,7 +50,7 @@ export interface Evaluation {
   topK: { k: number; accuracy: number }[];
   /** In class-index order. */
   perClass: ClassMetrics[];
-  /** Mean F1 over the classes present in the test set (support > 0). */
+  /** Mean F1 over the classes present in the test set (support > 0); absent classes do not count. */
   macroF1: number;
   /** [true][predicted] counts. */
   confusion: number[][];
@@ -148,16 +152,17 @@ export function evaluate(
     const row = at(confusion, c);
     const tp = at(row, c);
     const support = sum(row);
+    if (support === 0) return { label, support, precision: null, recall: null, f1: null };
     const predictedAs = sum(confusion.map((r) => at(r, c)));
     const precision = predictedAs === 0 ? 0 : tp / predictedAs;
-    const recall = support === 0 ? 0 : tp / support;
+    const recall = tp / support;
     const f1 = precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
     return { label, support, precision, recall, f1 };
   });
   // A class with no test images says nothing about the model; counting its F1 as 0 would
   // punish a dataset split, not the classifier. At least one class is present (count > 0).
-  const present = perClass.filter((m) => m.support > 0);
-  const macroF1 = sum(present.map((m) => m.f1)) / present.length;
+  const presentF1 = perClass.flatMap((m) => (m.f1 === null ? [] : [m.f1]));
+  const macroF1 = sum(presentF1) / presentF1.length;
 
   const correct = sum(confusion.map((row, c) => at(row, c)));
   const topK: Evaluation['topK'] = [];

@@ -6,15 +6,33 @@ import { HeadswapError } from '../errors.js';
 import { loadRgb, type ImageInput } from '../image/preprocess.js';
 import type { RgbImage } from '../image/types.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { classSection, renderClassSheet } from './cam-sheet.js';
+import { ModelExplainer, type ModelExplanation } from './cam.js';
 import { filterGrid, firstConvolution, type FirstConvolution } from './filters.js';
 import { activations, channelPlane, chooseLayers, runNetwork, strongestChannels, type MapLayer } from './layers.js';
 import { colourBar, composeSheet, escapeMarkup, fromRgb, overlay, rawRgb, type Label } from './render.js';
 
 export interface ExplainOptions {
-  /** Backbone: zoo id, `.onnx` path or URL, or one already loaded. Default `mobilenet_v2`. */
+  /** Backbone: zoo id, `.onnx` path or URL, or one already loaded. Default `mobilenet_v2`, or the model's first backbone with `model`. */
   readonly base?: string | Backbone;
   /** Strongest channels shown per depth; default 6. */
   readonly channels?: number;
+  /** A trained model folder (or one opened): adds its class activation maps (`classMaps`). */
+  readonly model?: string | ModelExplainer;
+  /** Classes to map besides the predicted one (with `model`). */
+  readonly classes?: readonly string[];
+  /** Intra-op threads for the model; default all cores. */
+  readonly threads?: number;
+}
+
+/** Class activation maps of a model on one photo, and their picture. */
+export interface ClassMaps extends ModelExplanation {
+  /** The photo as the model sees it (its input size), which the maps cover. */
+  readonly photo: RgbImage;
+  /** The picture: the photo with each class's map as a heat overlay, class and probability written on it. */
+  readonly png: Buffer;
+  readonly width: number;
+  readonly height: number;
 }
 
 export interface ExplainedChannel {
@@ -52,6 +70,8 @@ export interface ExplainResult {
   readonly height: number;
   /** A self-contained page embedding the sheet (data: URI) with the same labels as text. */
   readonly html: string;
+  /** With `model`: why it predicts what it does. */
+  readonly classMaps?: ClassMaps;
 }
 
 export const DEFAULT_CHANNELS = 6;
@@ -75,7 +95,39 @@ const LEGEND_WIDTH = 480;
 export async function explainImage(image: ImageInput, options: ExplainOptions = {}): Promise<ExplainResult> {
   const k = options.channels ?? DEFAULT_CHANNELS;
   if (!Number.isInteger(k) || k < 1 || k > MAX_CHANNELS) throw new HeadswapError(`channels must be a whole number from 1 to ${MAX_CHANNELS}, got ${k}`);
-  const backbone = options.base instanceof Backbone ? options.base : await Backbone.load(options.base ?? DEFAULT_BACKBONE);
+  const classMaps = options.model === undefined ? undefined : await explainClasses(image, options.model, options);
+  const base = options.base ?? classMaps?.backbone ?? DEFAULT_BACKBONE;
+  const layers = await explainLayers(image, base, k);
+  if (!classMaps) return layers;
+  const { backbone: _backbone, ...maps } = classMaps;
+  return { ...layers, html: layers.html.replace('</body>', `${classSection(maps, maps)}</body>`), classMaps: maps };
+}
+
+/**
+ * Class activation maps of a trained model folder (or one opened) on one photo: the predicted
+ * class and `classes`, each member's map and their probability-weighted mean, and the picture.
+ * Also names the model's first backbone (`backbone`), whose layers `explainImage` shows.
+ */
+export async function explainClasses(
+  image: ImageInput,
+  model: string | ModelExplainer,
+  options: { readonly classes?: readonly string[]; readonly threads?: number; readonly pixelLimit?: number } = {},
+): Promise<ClassMaps & { readonly backbone: string }> {
+  const explainer = model instanceof ModelExplainer ? model : await ModelExplainer.load(model, { threads: options.threads });
+  try {
+    // Class names are checked before the photo is decoded: a typo costs nothing.
+    for (const c of options.classes ?? []) explainer.classIndex(c);
+    const photo = await explainer.loadImage(image, { pixelLimit: options.pixelLimit });
+    const explanation = await explainer.explain(photo, options.classes);
+    const sheet = await renderClassSheet({ name: typeof image === 'string' ? image : image.name, photo, explanation });
+    return { ...explanation, photo, ...sheet, backbone: explainer.metadata.backbone.origin };
+  } finally {
+    if (!(model instanceof ModelExplainer)) await explainer.release();
+  }
+}
+
+async function explainLayers(image: ImageInput, source: string | Backbone, k: number): Promise<ExplainResult> {
+  const backbone = source instanceof Backbone ? source : await Backbone.load(source);
   const base = backbone.source.origin;
   const conv = firstConvolution(backbone.graph(), base);
   const photo = await loadRgb(image, backbone.preprocessing);
@@ -233,13 +285,22 @@ export function defaultOut(image: string): string {
   return resolve(`${basename(image, extname(image))}.explain.png`);
 }
 
-/** Runs `explainImage` and writes the sheet to `out` (a `.png`) and the page next to it (`.html`), each atomically. */
-export async function explain(image: string, options: ExplainOptions & { readonly out?: string } = {}): Promise<ExplainResult & { readonly pngPath: string; readonly htmlPath: string }> {
+/**
+ * Runs `explainImage` and writes the sheet to `out` (a `.png`), the page next to it (`.html`)
+ * and, with `model`, the class maps' picture next to it (`.classes.png`), each atomically.
+ */
+export async function explain(
+  image: string,
+  options: ExplainOptions & { readonly out?: string } = {},
+): Promise<ExplainResult & { readonly pngPath: string; readonly htmlPath: string; readonly classesPath?: string }> {
   const pngPath = resolve(options.out ?? defaultOut(image));
   if (extname(pngPath).toLowerCase() !== '.png') throw new HeadswapError(`${options.out}: the output must be a .png file (the .html page is written next to it)`);
   const result = await explainImage(image, options);
-  const htmlPath = `${pngPath.slice(0, -extname(pngPath).length)}.html`;
+  const stem = pngPath.slice(0, -extname(pngPath).length);
+  const htmlPath = `${stem}.html`;
+  const classesPath = result.classMaps && `${stem}.classes.png`;
   await writeFileAtomic(pngPath, result.png);
   await writeFileAtomic(htmlPath, result.html);
-  return { ...result, pngPath, htmlPath };
+  if (classesPath) await writeFileAtomic(classesPath, result.classMaps!.png);
+  return { ...result, pngPath, htmlPath, ...(classesPath ? { classesPath } : {}) };
 }

@@ -44,17 +44,18 @@ const HEAT_ALPHA = 0.62;
 
 /**
  * One channel as a heat map over the photo: the map is stretched to its own min..max (each
- * channel has its own scale), resized bilinearly to the photo, coloured with inferno and
- * alpha-blended onto it. Returns an image of `photo`'s size.
+ * channel has its own scale) or to the `scale` given (values outside it clamp), resized
+ * bilinearly to the photo, coloured with inferno and alpha-blended onto it. Returns an image of
+ * `photo`'s size.
  */
-export async function overlay(photo: RgbImage, plane: Float32Array, h: number, w: number): Promise<RgbImage> {
+export async function overlay(photo: RgbImage, plane: Float32Array, h: number, w: number, scale?: readonly [number, number]): Promise<RgbImage> {
   const up = resizeBilinear(plane, h, w, photo.height, photo.width);
-  let [lo, hi] = [Infinity, -Infinity];
-  for (const v of plane) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+  let [lo, hi] = scale ?? [Infinity, -Infinity];
+  if (!scale) for (const v of plane) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
   const range = hi - lo || 1;
   const rgba = Buffer.alloc(photo.width * photo.height * 4);
   for (let i = 0; i < up.length; i++) {
-    const level = Math.round((255 * (up[i]! - lo)) / range);
+    const level = Math.round((255 * Math.min(Math.max(up[i]! - lo, 0), range)) / range);
     rgba.set(INFERNO.subarray(level * 3, level * 3 + 3), i * 4);
     rgba[i * 4 + 3] = Math.round(255 * HEAT_ALPHA);
   }

@@ -1,5 +1,5 @@
 import { HeadswapError } from '../errors.js';
-import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { DataType, dataTypeName, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 
 /** A constant tensor of a model, its values widened to float32 (row-major). */
 export interface ConstTensor {
@@ -30,7 +30,7 @@ export function decodeTensor(t: TensorProto): ConstTensor {
   const count = dims.reduce((a, b) => a * b, 1);
   const type = t.dataType ?? 0;
   const raw = RAW[type];
-  if (!raw) throw new HeadswapError(`tensor '${name}': element type ${DataType[type] ?? type} is not supported here (float, double and integer tensors are)`);
+  if (!raw) throw new HeadswapError(`tensor '${name}': element type ${dataTypeName(type)} is not supported here (float, double and integer tensors are)`);
   let values: ArrayLike<number>;
   if (t.rawData && t.rawData.length > 0) {
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);

@@ -2,7 +2,9 @@ import { HeadswapError } from '../errors.js';
 import type { HeadWeights } from '../head/weights.js';
 import { FEATURES, PIXELS, PROBABILITIES, graphOf, keepOutputs } from '../onnx/edit.js';
 import { mergeModels } from '../onnx/merge.js';
-import { DataType, attr, defaultOpset, encodeModel, floatTensor, int64Tensor, node, valueInfo, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { makePortable, pruneOpsets } from '../onnx/portable.js';
+import { transposeData } from '../onnx/builder.js';
+import { DataType, attr, defaultOpset, encodeModel, floatTensor, int64Tensor, node, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 
 /**
  * The deployable graph: a feature graph (uint8 `pixels` in, `features` out, as
@@ -18,6 +20,21 @@ export interface ExportOptions {
    * (a caller with a fixed-batch network turns this off; train() does and says so).
    */
   readonly tta?: boolean;
+  /**
+   * Standard ONNX operators only, for runtimes other than onnxruntime (onnx/portable.ts): integer
+   * weights stored as floats, onnxruntime's own quantized operators as QuantizeLinear /
+   * DequantizeLinear around float ones. Larger, and slower on onnxruntime.
+   */
+  readonly portable?: boolean;
+}
+
+/** The model's bytes, with only the opset domains its nodes use (and portable, when asked). */
+function finish(model: ModelProto, options: ExportOptions): Uint8Array {
+  keepOutputs(model, [PROBABILITIES]);
+  if (options.portable) makePortable(model);
+  else pruneOpsets(model);
+  model.producerName = 'headswap';
+  return encodeModel(model);
 }
 
 /**
@@ -29,16 +46,19 @@ export function appendHead(model: ModelProto, features: string, head: HeadWeight
   if (defaultOpset(model) < 7) throw new HeadswapError('backbone ONNX opset is older than 7; re-export it with a newer opset');
   const p = prefix;
   const dims = head.mean.length;
-  const inits = [floatTensor(`${p}mean`, [1, dims], head.mean), floatTensor(`${p}std`, [1, dims], head.std)];
+  // [dims], not [1, dims]: the same broadcast, and OpenCV broadcasts a leading 1 wrongly at batch > 1.
+  const inits = [floatTensor(`${p}mean`, [dims], head.mean), floatTensor(`${p}std`, [dims], head.std)];
   const nodes: NodeProto[] = [
     node('Sub', [features, `${p}mean`], [`${p}centered`]),
     node('Div', [`${p}centered`, `${p}std`], [`${p}standardized`]),
   ];
   let x = `${p}standardized`;
   head.layers.forEach((layer, i) => {
-    inits.push(floatTensor(`${p}w${i}`, [layer.inputs, layer.units], layer.kernel));
+    // Stored [units, inputs] with transB, the layout of a fully connected layer that runtimes
+    // other than onnxruntime map Gemm to (OpenCV's reads B that way only).
+    inits.push(floatTensor(`${p}w${i}`, [layer.units, layer.inputs], transposeData(layer.kernel, [layer.inputs, layer.units], [1, 0])));
     inits.push(floatTensor(`${p}b${i}`, [layer.units], layer.bias));
-    nodes.push(node('Gemm', [x, `${p}w${i}`, `${p}b${i}`], [`${p}dense${i}`]));
+    nodes.push(node('Gemm', [x, `${p}w${i}`, `${p}b${i}`], [`${p}dense${i}`], [attr.int('transB', 1)]));
     x = `${p}dense${i}`;
     if (i < head.layers.length - 1) {
       nodes.push(node('Relu', [x], [`${p}relu${i}`]));
@@ -53,7 +73,7 @@ export function appendHead(model: ModelProto, features: string, head: HeadWeight
 
 /** ReduceMean takes `axes` as an attribute up to opset 17 and as an input from 18. */
 function reduceMean(model: ModelProto, input: string, axes: number[], output: string): { nodes: NodeProto[]; inits: ReturnType<typeof int64Tensor>[] } {
-  const keep = attr.int('keepdims', 0);
+  const keep = attr.int('keepdims', 1);
   if (defaultOpset(model) >= 18) {
     const name = `${output}/axes`;
     return { nodes: [node('ReduceMean', [input, name], [output], [keep])], inits: [int64Tensor(name, [axes.length], axes)] };
@@ -70,39 +90,54 @@ function pixelsWidth(model: ModelProto): number {
 }
 
 /**
- * Test-time augmentation by the mirror image, inside the graph: the uint8 `pixels` batch [N,H,W,3]
- * is concatenated with itself reversed along W (Slice with step -1), so the backbone runs once
- * on 2N images; `tensor` ([2N, K]) is then averaged over the two halves into `output` ([N, K]).
+ * The nodes that give `flipped`, the uint8 `[N, H, W, 3]` pixels reversed along W. onnxruntime:
+ * a Gather of the columns in reverse order. Portable: a MatMul by the reversing permutation on
+ * the width axis (exact on integers), since OpenCV's importer refuses both a Slice with step -1
+ * and a Gather of more than one index.
  */
-export function addFlipTta(model: ModelProto, tensor: string, output: string): void {
+function mirrorNodes(width: number, portable: boolean, p: string, flipped: string): { nodes: NodeProto[]; inits: TensorProto[] } {
+  if (!portable) {
+    return {
+      nodes: [node('Gather', [PIXELS, `${p}columns`], [flipped], [attr.int('axis', 2)])],
+      inits: [int64Tensor(`${p}columns`, [width], Array.from({ length: width }, (_, i) => width - 1 - i))],
+    };
+  }
+  const reverse = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) reverse[i * width + (width - 1 - i)] = 1;
+  return {
+    nodes: [
+      node('Cast', [PIXELS], [`${p}float`], [attr.int('to', DataType.FLOAT)]),
+      node('Transpose', [`${p}float`], [`${p}nhcw`], [attr.ints('perm', [0, 1, 3, 2])]),
+      node('MatMul', [`${p}nhcw`, `${p}reverse`], [`${p}nhcw_flipped`]),
+      node('Transpose', [`${p}nhcw_flipped`], [`${p}float_flipped`], [attr.ints('perm', [0, 1, 3, 2])]),
+      node('Cast', [`${p}float_flipped`], [flipped], [attr.int('to', DataType.UINT8)]),
+    ],
+    inits: [floatTensor(`${p}reverse`, [width, width], reverse)],
+  };
+}
+
+/**
+ * Test-time augmentation by the mirror image, inside the graph: the uint8 `pixels` batch [N,H,W,3]
+ * is concatenated with its mirror image, so the backbone runs once on 2N images; `tensor`
+ * ([2N, classes]) is then averaged over the two halves into `output` ([N, classes]).
+ */
+export function addFlipTta(model: ModelProto, tensor: string, output: string, classes: number, portable = false): void {
   const g = graphOf(model);
-  if (defaultOpset(model) < 10) throw new HeadswapError('test-time flip needs ONNX opset 10 or newer (Slice with steps)');
-  const width = pixelsWidth(model);
   const p = 'headswap/tta/';
   const both = `${p}pixels2`;
   for (const n of g.node) n.input = (n.input ?? []).map((i) => (i === PIXELS ? both : i));
-  const r = reduceMean(model, `${p}pairs`, [0], output);
-  g.initializer = [
-    ...(g.initializer ?? []),
-    // From the last column back past the first: ends below -W clamp to "before index 0".
-    int64Tensor(`${p}starts`, [1], [-1]),
-    int64Tensor(`${p}ends`, [1], [-(width + 1)]),
-    int64Tensor(`${p}axes`, [1], [2]),
-    int64Tensor(`${p}steps`, [1], [-1]),
-    int64Tensor(`${p}k_index`, [1], [1]),
-    int64Tensor(`${p}lead`, [2], [2, -1]),
-    ...r.inits,
-  ];
+  const mirror = mirrorNodes(pixelsWidth(model), portable, p, `${p}flipped`);
+  // keepdims then a Reshape: OpenCV keeps the reduced axis whatever keepdims says.
+  const r = reduceMean(model, `${p}pairs`, [0], `${p}mean`);
+  const shapes = [int64Tensor(`${p}pair_shape`, [3], [2, -1, classes]), int64Tensor(`${p}out_shape`, [2], [-1, classes])];
+  g.initializer = [...(g.initializer ?? []), ...mirror.inits, ...shapes, ...r.inits];
   g.node = [
-    node('Slice', [PIXELS, `${p}starts`, `${p}ends`, `${p}axes`, `${p}steps`], [`${p}flipped`]),
+    ...mirror.nodes,
     node('Concat', [PIXELS, `${p}flipped`], [both], [attr.int('axis', 0)]),
     ...g.node,
-    // [2N, K] -> [2, N, K]: K read from the tensor's shape.
-    node('Shape', [tensor], [`${p}shape_in`]),
-    node('Gather', [`${p}shape_in`, `${p}k_index`], [`${p}k`], [attr.int('axis', 0)]),
-    node('Concat', [`${p}lead`, `${p}k`], [`${p}pair_shape`], [attr.int('axis', 0)]),
     node('Reshape', [tensor, `${p}pair_shape`], [`${p}pairs`]),
     ...r.nodes,
+    node('Reshape', [`${p}mean`, `${p}out_shape`], [output]),
   ];
 }
 
@@ -115,15 +150,13 @@ export function exportClassifierGraph(features: ModelProto, head: HeadWeights, o
   const m = features;
   if (options.tta) {
     appendHead(m, FEATURES, head, 'headswap/tta/probs2');
-    addFlipTta(m, 'headswap/tta/probs2', PROBABILITIES);
+    addFlipTta(m, 'headswap/tta/probs2', PROBABILITIES, head.layers.at(-1)?.units ?? 0, options.portable);
     m.graph!.output = (m.graph!.output ?? []).filter((o) => o.name !== 'headswap/tta/probs2');
     m.graph!.output.push({ name: PROBABILITIES, type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: head.layers.at(-1)?.units ?? 0 }] } } } });
   } else {
     appendHead(m, FEATURES, head, PROBABILITIES);
   }
-  keepOutputs(m, [PROBABILITIES]);
-  m.producerName = 'headswap';
-  return encodeModel(m);
+  return finish(m, options);
 }
 
 /** One member of an ensemble: a backbone's feature graph and the head trained on its features. */
@@ -149,11 +182,11 @@ export function exportEnsembleGraph(members: readonly EnsembleMember[], options:
     return `${prefix(i)}probabilities`;
   });
   const mean = options.tta ? 'headswap/ensemble/probs2' : PROBABILITIES;
-  g.node.push(node('Mean', probs, [mean]));
+  // Sum and a scale rather than Mean, which OpenCV's importer lacks.
+  g.node.push(node('Sum', probs, [`${mean}/sum`]), node('Mul', [`${mean}/sum`, 'headswap/ensemble/share'], [mean]));
+  g.initializer = [...(g.initializer ?? []), floatTensor('headswap/ensemble/share', [], [1 / members.length])];
   const classes = members[0]!.head.layers.at(-1)?.units ?? 0;
-  if (options.tta) addFlipTta(m, mean, PROBABILITIES);
+  if (options.tta) addFlipTta(m, mean, PROBABILITIES, classes, options.portable);
   g.output = [valueInfo(PROBABILITIES, DataType.FLOAT, ['batch', classes])];
-  keepOutputs(m, [PROBABILITIES]);
-  m.producerName = 'headswap';
-  return encodeModel(m);
+  return finish(m, options);
 }

@@ -73,6 +73,8 @@ export interface ModelMetadata {
   /** The ONNX graph's input: 8-bit RGB pixels, already resized by `preprocessing.resize`. */
   readonly input: { readonly name: string; readonly dtype: 'uint8'; readonly layout: 'NHWC'; readonly size: readonly [number, number] };
   readonly output: { readonly name: string; readonly kind: 'probabilities' };
+  /** Which graph was written: `portable` = standard ONNX operators only (`--portable`), else onnxruntime's int8 operators. Absent in models made before it existed. */
+  readonly graph?: { readonly portable: boolean };
   /** Resize policy is applied outside the graph; scale/mean/std/layout are inside it (for the record). */
   readonly preprocessing: Preprocessing;
   /** Held-out evaluation; misclassified file paths are relative to the test folder. */

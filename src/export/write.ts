@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { HeadswapError, describeError } from '../errors.js';
+import { HeadswapError, describeError, msg, option } from '../errors.js';
 import { errnoCode, processAlive, tempSibling } from '../util/fs.js';
 import { LABELS_FILE, METADATA_FILE, MODEL_FILE, type ModelMetadata } from './metadata.js';
 
@@ -20,8 +20,8 @@ export interface ModelFolder {
 export async function assertOutputFree(out: string, force = false): Promise<void> {
   await sweepStaleModelTemps(resolve(out));
   if (!existsSync(out)) return;
-  if (!force) throw new HeadswapError(`${out}: already exists; choose another --out or pass --force to replace it`);
-  if (!(await stat(out)).isDirectory()) throw new HeadswapError(`${out}: exists and is not a folder; choose another --out`);
+  if (!force) throw new HeadswapError(msg`${out}: already exists; choose another ${option('out')} or pass ${option('force', true)} to replace it`);
+  if (!(await stat(out)).isDirectory()) throw new HeadswapError(msg`${out}: exists and is not a folder; choose another ${option('out')}`);
 }
 
 /** Where a replaced model waits until the new one is in place; named apart from temp folders so a sweep can tell them apart. */
@@ -92,7 +92,7 @@ export async function writeModelFolder(out: string, folder: ModelFolder, force =
     // can land between our check and ours (ENOTEMPTY), or move the old folder first (ENOENT).
     for (let attempt = 0; ; attempt++) {
       if (existsSync(target)) {
-        if (!force) throw new HeadswapError(`${out}: already exists; choose another --out or pass --force to replace it`);
+        if (!force) throw new HeadswapError(msg`${out}: already exists; choose another ${option('out')} or pass ${option('force', true)} to replace it`);
         const old = backupSibling(target);
         try {
           await rename(target, old);
@@ -115,7 +115,7 @@ export async function writeModelFolder(out: string, folder: ModelFolder, force =
     if (backups.length > 0 && !existsSync(target)) await rename(backups.pop()!, target).catch(() => undefined);
     if (err instanceof HeadswapError) throw err;
     if (errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT') {
-      throw new HeadswapError(`${out}: disk full while writing the model folder; free some space or choose another --out (any previous model there is unchanged)`);
+      throw new HeadswapError(msg`${out}: disk full while writing the model folder; free some space or choose another ${option('out')} (any previous model there is unchanged)`);
     }
     throw new HeadswapError(`${out}: cannot write the model folder (${describeError(err)}); check free space and permissions`);
   } finally {

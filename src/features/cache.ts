@@ -1,8 +1,9 @@
 import { endianness } from 'node:os';
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
-import { HeadswapError } from '../errors.js';
-import { databaseBytes, openDatabase, tryOptionalWrite, vacuum, withCacheErrors, type DatabaseOptions } from '../runtime/database.js';
+import { HeadswapError, msg, option } from '../errors.js';
+import { databaseBytes, openDatabase, tryOptionalWrite, vacuum, withCacheErrors } from '../runtime/database.js';
+import type { DatabaseOptions } from '../runtime/database-options.js';
 import { cacheMaxMb, databasePath } from '../runtime/download.js';
 import { fromHalf, toHalfExact } from '../util/half.js';
 
@@ -329,7 +330,7 @@ export class FeatureCache {
     const { backbone, olderThanDays, maxMb } = options;
     const dryRun = options.dryRun ?? false;
     if (backbone === undefined && olderThanDays === undefined && maxMb === undefined) {
-      throw new HeadswapError('prune needs at least one of --backbone, --older-than, --max-mb (rows to delete)');
+      throw new HeadswapError(msg`prune needs at least one of ${option('backbone')}, ${option('olderThanDays')}, ${option('maxMb')} (rows to delete)`);
     }
     const scope = backbone === undefined ? undefined : new Set(this.matchBackbone(backbone));
     if (scope?.size === 0) throw new HeadswapError(`no cached backbone matches '${backbone}'; 'headswap cache' lists them (name or fingerprint prefix)`);

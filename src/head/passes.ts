@@ -1,4 +1,4 @@
-import { DataType, attr, encodeModel, floatTensor, int64Tensor, node, onnx, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { DataType, attr, encodeModel, floatTensor, int64Tensor, node, createModel, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { createSession, tensor, type Feeds, type Session, type Tensor } from '../runtime/session.js';
 
 /** A dense layer of the head: row-major `[inputs, units]` kernel. */
@@ -125,7 +125,7 @@ function passModel(sizes: readonly number[], backward: boolean): ModelProto {
     }
     if (last > 0) initializer.push(floatTensor('zerof', [], [0]));
   }
-  return onnx.ModelProto.create({
+  return createModel({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 13 }],
     producerName: 'headswap',

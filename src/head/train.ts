@@ -76,9 +76,9 @@ export const HEAD_DEFAULTS: Readonly<Required<HeadOptions>> = {
 };
 
 /** Default L2 penalty when there is a hidden layer (see HEAD_DEFAULTS). */
-const HIDDEN_L2 = 0.03;
+export const HIDDEN_L2 = 0.03;
 /** Fewest optimizer steps the default epoch count gives; tiny sets need more than 30 epochs' worth. */
-const MIN_DEFAULT_STEPS = 150;
+export const MIN_DEFAULT_STEPS = 150;
 
 /** Scale used when every training feature is constant (the scale is irrelevant then). */
 const STD_FLOOR = 1e-6;

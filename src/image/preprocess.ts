@@ -2,13 +2,11 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { HeadswapError, describeError, describeFsError } from '../errors.js';
+import { modelInput, type DecodedPixels } from './resize.js';
 import type { Preprocessing, RgbImage } from './types.js';
 
 /** Images above this many pixels are refused before decoding (a 20000x20000 "pixel bomb" is 400 MP). */
 export const DEFAULT_PIXEL_LIMIT = 100_000_000;
-
-/** Bilinear, as in the torchvision/PIL evaluation transforms the zoo networks were scored with. */
-const KERNEL = 'linear';
 
 export interface LoadOptions {
   /** Largest width*height accepted; refused from the header alone. */
@@ -16,6 +14,9 @@ export interface LoadOptions {
   /** Mirror left-right after resizing (augmentation / test-time augmentation). */
   readonly flip?: boolean;
 }
+
+/** JPEG's end-of-image marker. */
+const JPEG_END = Buffer.from([0xff, 0xd9]);
 
 /** Where an image comes from: a path (named in errors) or bytes with a name for errors. */
 export type ImageInput = string | { readonly name: string; readonly data: Uint8Array };
@@ -148,13 +149,15 @@ export async function checkImage(input: ImageInput, options: Pick<LoadOptions, '
 /**
  * Decodes a checked image to 8-bit sRGB of exactly `size` ([height, width]) in one sharp
  * pipeline: EXIF orientation applied, grey/CMYK/16-bit/alpha made 8-bit sRGB (alpha flattened
- * onto white), then `shape` (the caller's crop, resize, flip or colour steps).
+ * onto white), then `shape` (the caller's crop, resize, flip or colour steps). Only the
+ * training-time random crops use it (augment.ts): no other runtime has to reproduce their pixels,
+ * while every input a model sees in use goes through loadRgb.
  */
 export async function decodeRgb(image: CheckedImage, size: readonly [number, number], shape: (img: Sharp) => Sharp): Promise<RgbImage> {
   const [height, width] = size;
   try {
     const img = shape(
-      sharp(image.source, { limitInputPixels: image.limitInputPixels, failOn: 'error', pages: 1 })
+      sharp(image.source, { limitInputPixels: image.limitInputPixels, failOn: 'error', pages: 1, ignoreIcc: true })
         .autoOrient()
         .flatten({ background: { r: 255, g: 255, b: 255 } })
         .toColourspace('srgb'),
@@ -171,29 +174,44 @@ export async function decodeRgb(image: CheckedImage, size: readonly [number, num
 }
 
 /**
+ * Decodes a checked image to upright 8-bit RGB at its own size: EXIF orientation applied,
+ * grey/CMYK/16-bit made 8-bit sRGB, transparency kept (straight alpha) for modelInput to flatten.
+ * An embedded ICC profile is ignored (the values are taken as sRGB), as the page does
+ * (`colorSpaceConversion: 'none'`) and Pillow does by default: colour engines round differently
+ * (lcms2 against skcms: 1 level on 1-2% of a Display P3 photo's bytes, which moved a probability by
+ * 0.03), and training and use then see the same colours. Decoding is sharp's; everything after it
+ * is src/image/resize.ts, shared with the page.
+ */
+export async function decodePixels(image: CheckedImage): Promise<DecodedPixels> {
+  // A JPEG whose scans are whole but whose end marker is missing (a transfer cut at the last 2
+  // bytes) is a usable photo: libjpeg fails it only when it reads to the very end, which a full-size
+  // decode does. The marker is put back, and any warning then (scan data cut short) still refuses it.
+  const source = image.source;
+  const noEnd = sniffFormat(source) === 'jpeg' && !(source[source.length - 2] === 0xff && source[source.length - 1] === 0xd9);
+  try {
+    const { data, info } = await sharp(noEnd ? Buffer.concat([source, JPEG_END]) : source, { limitInputPixels: image.limitInputPixels, failOn: noEnd ? 'warning' : 'error', pages: 1, ignoreIcc: true })
+      .autoOrient()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 && info.channels !== 4) throw new Error(`decoded to ${info.channels} channels, expected RGB or RGBA`);
+    return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (err) {
+    if (err instanceof HeadswapError) throw err;
+    throw new HeadswapError(`${image.name}: cannot decode image (${describeError(err)}); remove it or re-save it`);
+  }
+}
+
+/**
  * Decodes any common image (JPEG, PNG, WebP, GIF first frame, AVIF, TIFF), applies EXIF
  * orientation, turns grey/CMYK/16-bit/alpha into 8-bit sRGB (alpha flattened onto white),
- * and resizes it by the backbone's policy to exactly its input size.
+ * and resizes it by the backbone's policy to exactly its input size, with the resize the page
+ * and Python use too (modelInput), so every runtime feeds the exported graph the same bytes.
  */
 export async function loadRgb(input: ImageInput, pre: Preprocessing, options: LoadOptions = {}): Promise<RgbImage> {
-  const image = await checkImage(input, options);
+  const pixels = await decodePixels(await checkImage(input, options));
   const [height, width] = pre.size;
-  return decodeRgb(image, pre.size, (img) => {
-    if (pre.resize === 'squash') {
-      img = img.resize(width, height, { fit: 'fill', kernel: KERNEL });
-    } else if (pre.resize === 'pad') {
-      img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: KERNEL });
-    } else {
-      // Shorter side to size/cropRatio (e.g. 256 for 224), then a centered crop of the input size.
-      const k = Math.max(width / (image.width * pre.cropRatio), height / (image.height * pre.cropRatio));
-      const rw = Math.max(width, Math.round(image.width * k));
-      const rh = Math.max(height, Math.round(image.height * k));
-      img = img
-        .resize(rw, rh, { fit: 'fill', kernel: KERNEL })
-        .extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
-    }
-    return options.flip ? img.flop() : img;
-  });
+  return { width, height, data: modelInput(pixels, pre, options.flip) };
 }
 
 /**

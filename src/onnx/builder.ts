@@ -1,6 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import { HEADSWAP_VERSION } from '../util/versions.js';
-import { DataType, attr, floatTensor, int64Tensor, node, onnx, valueInfo, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { DataType, attr, floatTensor, int64Tensor, node, AttributeType, createModel, valueInfo, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 
 /** Opset of the graphs the importer writes: Softmax over one axis, Squeeze/Unsqueeze axes as inputs, ReduceMean axes as an attribute. */
 const IMPORT_OPSET = 13;
@@ -65,7 +65,7 @@ const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
 
 function strAttr(name: string, value: string): AttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
+  return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
 }
 
 /** TF's SAME padding: output ceil(in/stride), the odd pixel of padding goes after (bottom/right). */
@@ -708,7 +708,7 @@ export class GraphBuilder {
       }
     }
     const dims = (shape: readonly number[]): (number | string)[] => shape.map((d, i) => (d >= 0 ? d : i === 0 ? 'batch' : `dim${i}`));
-    return onnx.ModelProto.create({
+    return createModel({
       irVersion: 8,
       opsetImport: [{ domain: '', version: IMPORT_OPSET }],
       producerName: 'headswap',

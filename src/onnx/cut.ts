@@ -1,4 +1,4 @@
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import type { Pooling, RegionGrid } from './edit.js';
 import { node, type ModelProto, type NodeProto } from './proto.js';
 
@@ -48,7 +48,7 @@ function floatCut(model: ModelProto, consumer: NodeProto | undefined, tensor: st
   if (dq?.output?.[0]) return { tensor: dq.output[0], pooling };
   // QLinear ops carry the tensor's scale and zero point as inputs 1 and 2.
   const [scale, zero] = [consumer?.input?.[1], consumer?.input?.[2]];
-  if (!scale || !zero) throw new HeadswapError(`cannot dequantize tensor '${tensor}'; name a float tensor with --feature`);
+  if (!scale || !zero) throw new HeadswapError(msg`cannot dequantize tensor '${tensor}'; name a float tensor with ${option('backbone.feature')}`);
   const name = `headswap/dequant/${tensor}`;
   nodes.push(node('DequantizeLinear', [tensor, scale, zero], [name]));
   return { tensor: name, pooling };

@@ -7,11 +7,13 @@ import {
   floatTensor,
   int64Tensor,
   node,
-  onnx,
+  decodeModel,
+  encodeModel,
   valueInfo,
   type GraphProto,
   type ModelProto,
   type NodeProto,
+  type TensorProto,
 } from './proto.js';
 
 /** Name of the uint8 NHWC image input of every graph headswap builds. */
@@ -29,7 +31,7 @@ export function graphOf(model: ModelProto): GraphProto & { node: NodeProto[] } {
 
 /** A deep copy, so edits never touch a cached base model. */
 export function cloneModel(model: ModelProto): ModelProto {
-  return onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  return decodeModel(encodeModel(model), 'model');
 }
 
 /** The graph inputs that are real inputs (older exporters also list initializers as inputs). */
@@ -60,7 +62,11 @@ export function addPixelsPrefix(model: ModelProto, pre: Preprocessing): void {
   }
   const original = inputs[0]!;
   const [h, w] = pre.size;
-  const chShape = pre.layout === 'NCHW' ? [1, 3, 1, 1] : [1, 1, 1, 3];
+  // Shaped [3, 1, 1] or [3] (a scalar when the channels agree), not [1, 3, 1, 1]: the same
+  // broadcast, and OpenCV broadcasts a leading 1 wrongly at batch > 1 and per-channel constants
+  // only along axis 1.
+  const channels = (name: string, v: readonly number[]): TensorProto =>
+    v.every((x) => x === v[0]) ? floatTensor(name, [], [v[0]!]) : floatTensor(name, pre.layout === 'NCHW' ? [3, 1, 1] : [3], v);
   const p = 'headswap/pre/';
   const nodes: NodeProto[] = [node('Cast', [PIXELS], [`${p}float`], [attr.int('to', DataType.FLOAT)])];
   let x = `${p}float`;
@@ -74,8 +80,8 @@ export function addPixelsPrefix(model: ModelProto, pre: Preprocessing): void {
   g.initializer = [
     ...(g.initializer ?? []),
     floatTensor(`${p}scale`, [], [pre.scale]),
-    floatTensor(`${p}mean`, chShape, pre.mean),
-    floatTensor(`${p}std`, chShape, pre.std),
+    channels(`${p}mean`, pre.mean),
+    channels(`${p}std`, pre.std),
   ];
   g.node = [...nodes, ...g.node];
   g.input = [valueInfo(PIXELS, DataType.UINT8, ['batch', h, w, 3]), ...(g.input ?? []).filter((i) => i.name !== original)];

@@ -1,6 +1,6 @@
 import { HeadswapError } from '../errors.js';
 import { graphOf } from './edit.js';
-import { onnx, type GraphProto, type ModelProto, type NodeProto } from './proto.js';
+import { createModel, type GraphProto, type ModelProto, type NodeProto } from './proto.js';
 
 /**
  * Default-domain operators whose inputs or meaning changed at an opset version (not the many
@@ -86,7 +86,7 @@ export function mergeModels(models: readonly ModelProto[], prefixes: readonly st
       inputs.set(v.name ?? '', seen ?? v);
     }
   }
-  return onnx.ModelProto.fromObject({
+  return createModel({
     irVersion: Math.max(...models.map((m) => Number(m.irVersion ?? 0))),
     producerName: 'headswap',
     opsetImport: [...target].map(([domain, version]) => ({ domain, version })),

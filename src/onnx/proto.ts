@@ -10,22 +10,101 @@ const protobuf = createRequire(createRequire(import.meta.url).resolve('onnx-prot
 protobuf.util.Long = undefined;
 protobuf.configure();
 
-export const onnx = onnxProto.onnx;
-export type ModelProto = onnxProto.onnx.ModelProto;
-export type GraphProto = onnxProto.onnx.IGraphProto;
-export type NodeProto = onnxProto.onnx.INodeProto;
-export type TensorProto = onnxProto.onnx.ITensorProto;
-export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
-export type AttributeProto = onnxProto.onnx.IAttributeProto;
+// headswap's own view of the ONNX IR, the fields it reads and writes. The published .d.ts files
+// must not reach onnx-proto's types: they name a global `Long` that a strict consumer
+// (skipLibCheck: false) cannot resolve. int64 fields are numbers here (see above).
+export interface OperatorSetIdProto { domain?: string | null; version?: number | null }
+export interface StringStringEntryProto { key?: string | null; value?: string | null }
+export interface DimensionProto { dimValue?: number | null; dimParam?: string | null; denotation?: string | null }
+export interface TypeProto {
+  tensorType?: { elemType?: number | null; shape?: { dim?: DimensionProto[] | null } | null } | null;
+  denotation?: string | null;
+}
+export interface TensorProto {
+  name?: string | null;
+  dims?: number[] | null;
+  dataType?: number | null;
+  rawData?: Uint8Array | null;
+  floatData?: number[] | null;
+  int32Data?: number[] | null;
+  int64Data?: number[] | null;
+  doubleData?: number[] | null;
+  stringData?: Uint8Array[] | null;
+  externalData?: StringStringEntryProto[] | null;
+  dataLocation?: number | null;
+  docString?: string | null;
+}
+export interface ValueInfoProto { name?: string | null; type?: TypeProto | null; docString?: string | null }
+export interface AttributeProto {
+  name?: string | null;
+  type?: number | null;
+  f?: number | null;
+  i?: number | null;
+  s?: Uint8Array | null;
+  t?: TensorProto | null;
+  g?: GraphProto | null;
+  floats?: number[] | null;
+  ints?: number[] | null;
+  strings?: Uint8Array[] | null;
+  tensors?: TensorProto[] | null;
+  graphs?: GraphProto[] | null;
+  docString?: string | null;
+}
+export interface NodeProto {
+  input?: string[] | null;
+  output?: string[] | null;
+  name?: string | null;
+  opType?: string | null;
+  domain?: string | null;
+  attribute?: AttributeProto[] | null;
+  docString?: string | null;
+}
+export interface GraphProto {
+  node?: NodeProto[] | null;
+  name?: string | null;
+  initializer?: TensorProto[] | null;
+  input?: ValueInfoProto[] | null;
+  output?: ValueInfoProto[] | null;
+  valueInfo?: ValueInfoProto[] | null;
+  docString?: string | null;
+}
+/** An ONNX model in memory, as decoded (repeated fields are always arrays). */
+export interface ModelProto {
+  irVersion?: number | null;
+  opsetImport: OperatorSetIdProto[];
+  producerName?: string | null;
+  producerVersion?: string | null;
+  domain?: string | null;
+  modelVersion?: number | null;
+  docString?: string | null;
+  graph?: GraphProto | null;
+  metadataProps: StringStringEntryProto[];
+}
 
-export const DataType = onnxProto.onnx.TensorProto.DataType;
-const AttrType = onnxProto.onnx.AttributeProto.AttributeType;
+export const DataType = {
+  UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8,
+  BOOL: 9, FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, COMPLEX64: 14, COMPLEX128: 15, BFLOAT16: 16,
+} as const;
+/** The element type's name in the ONNX spec (FLOAT, INT64, ...), or the number when unknown. */
+export function dataTypeName(type: number): string {
+  return Object.entries(DataType).find(([, v]) => v === type)?.[0] ?? String(type);
+}
+
+const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export const AttributeType = AttrType;
+
+type ProtoModelInput = Parameters<typeof onnxProto.onnx.ModelProto.create>[0];
+
+/** A model message from plain fields (missing repeated fields become empty arrays). */
+export function createModel(fields: Omit<ModelProto, 'metadataProps'> & { metadataProps?: StringStringEntryProto[] }): ModelProto {
+  return onnxProto.onnx.ModelProto.create(fields as unknown as ProtoModelInput) as unknown as ModelProto;
+}
 
 /** Parses ONNX bytes; anything that is not a model with a graph is a one-line error naming `name`. */
 export function decodeModel(bytes: Uint8Array, name: string): ModelProto {
   let model: ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    model = onnxProto.onnx.ModelProto.decode(bytes) as unknown as ModelProto;
   } catch (err) {
     throw new HeadswapError(`${name}: not an ONNX model (${describeError(err)}); check the file or download it again`);
   }
@@ -46,7 +125,7 @@ export async function readModel(path: string): Promise<ModelProto> {
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {
-  return onnx.ModelProto.encode(model).finish();
+  return onnxProto.onnx.ModelProto.encode(model as unknown as ProtoModelInput & object).finish();
 }
 
 /** Version of the default ("ai.onnx") opset the model imports. */

@@ -1,6 +1,6 @@
 import type { BackboneOptions } from '../backbone/backbone.js';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import type { FitOptions } from '../head/train.js';
 import { augmentSpecs, type AugmentSpec } from '../image/augment.js';
 import type { ProgressCallback } from '../util/progress.js';
@@ -57,6 +57,12 @@ export interface TrainOptions {
   readonly pixelLimit?: number;
   /** Largest k for top-k accuracy (capped at the class count). */
   readonly topK?: number;
+  /**
+   * Export `model.onnx` with standard ONNX operators only, for runtimes other than onnxruntime
+   * (OpenCV's DNN module and the like): float weights, about 4x the file and slower on
+   * onnxruntime (bench/README.md, "Portable export"). Default false: onnxruntime's fast graph.
+   */
+  readonly portable?: boolean;
   /** Also estimate accuracy by stratified K-fold cross-validation over all photos of `data`. */
   readonly cv?: number;
   /** Record the run in the history (`headswap runs`); default true when the cache is used. */
@@ -105,6 +111,8 @@ export interface TrainPlan {
   readonly views: readonly AugmentSpec[];
   /** Mirror averaging as the preset asks for it; a fixed-batch backbone turns it off (train()). */
   readonly tta: boolean;
+  /** Export with standard ONNX operators only (export/graph.ts `ExportOptions.portable`). */
+  readonly portable: boolean;
   /** The backbones, one or more (an ensemble). */
   readonly bases: readonly string[];
   readonly backbone: BackboneOptions;
@@ -132,7 +140,7 @@ function baseList(base: TrainOptions['base']): string[] {
 
 export function planTraining(options: TrainOptions): TrainPlan {
   if (!options.testDir && options.testPct === 0) {
-    throw new HeadswapError('--test-pct 0 leaves no photos to score the classifier on; give a separate --test-dir or a test percentage above 0');
+    throw new HeadswapError(msg`${option('testPct', 0)} leaves no photos to score the classifier on; give a separate ${option('testDir')} or a ${option('testPct')} above 0`);
   }
   const seed = options.seed ?? DEFAULT_SPLIT_OPTIONS.seed;
   const quality = options.quality ?? DEFAULT_QUALITY;
@@ -161,6 +169,7 @@ export function planTraining(options: TrainOptions): TrainPlan {
     groupsFile: options.groupsFile,
     views: augment ? augmentSpecs(augment.crops, seed, { flip: augment.flip, ...augment.crop }) : [],
     tta: preset.tta,
+    portable: options.portable ?? false,
     bases,
     backbone: { cacheDir: options.cacheDir, regions: preset.regions, ...options.backbone },
     head: { seed, ...(options.head?.hidden ? {} : preset.head), ...options.head },

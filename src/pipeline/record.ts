@@ -114,6 +114,7 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
       : {}),
     input: { name: PIXELS, dtype: 'uint8', layout: 'NHWC', size: backbone.preprocessing.size },
     output: { name: PROBABILITIES, kind: 'probabilities' },
+    graph: { portable: plan.portable },
     preprocessing: backbone.preprocessing,
     metrics: { ...evaluation, misclassified: evaluation.misclassified.map((m) => ({ ...m, file: relative(plan.testDir ?? plan.data, m.file) })) },
     training: {

@@ -3,7 +3,7 @@ import { groupPhotos, type PhotoGroups } from '../dataset/groups.js';
 import { scanDataset, type ImageFile } from '../dataset/scan.js';
 import { seriesLinks } from '../dataset/series.js';
 import { splitDataset } from '../dataset/split.js';
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, msg, option } from '../errors.js';
 import { crossValidate, type CrossValidation, type CvItem } from '../evaluate/cv.js';
 import { evaluate, type Evaluation } from '../evaluate/metrics.js';
 import { exportEnsembleGraph } from '../export/graph.js';
@@ -81,7 +81,7 @@ function byPathOf(result: ViewsResult | undefined): Map<string, Float32Array[]> 
 /** Scan the data folder (and the test folder): the photos, and what was skipped on the way. */
 async function scanPhotos(plan: TrainPlan, warn: Warn) {
   const scanned = await scanDataset(plan.data);
-  const testScan = plan.testDir ? await scanDataset(plan.testDir, { classes: scanned.classes }) : undefined;
+  const testScan = plan.testDir ? await scanDataset(plan.testDir, { classes: scanned.classes, option: 'testDir' }) : undefined;
   if (testScan) {
     const missing = scanned.classes.filter((_, c) => !testScan.files.some((f) => f.label === c));
     if (missing.length > 0) warn(`--test-dir ${plan.testDir} has no photos of ${missing.map((c) => `'${c}'`).join(', ')}: the test score covers the other ${scanned.classes.length - missing.length} of ${scanned.classes.length} classes`);
@@ -186,7 +186,7 @@ function checkEnsemble(backbones: readonly Backbone[]): void {
   const key = (b: Backbone): string => resizedPixels(b.preprocessing);
   for (const b of rest) {
     if (key(b) !== key(first!)) {
-      throw new HeadswapError(`${b.source.origin} takes ${key(b)} pixels and ${first!.source.origin} ${key(first!)}; an ensemble's backbones must take the same input size and resize (give --size/--resize to match them)`);
+      throw new HeadswapError(`${b.source.origin} takes ${key(b)} pixels and ${first!.source.origin} ${key(first!)}; an ensemble's backbones must take the same input size and resize; ensemble networks that do, or train each alone`);
     }
   }
 }
@@ -194,7 +194,7 @@ function checkEnsemble(backbones: readonly Backbone[]): void {
 /** Refuses sets the head cannot be trained or scored on, and says what inflates or confuses the score. */
 function checkSets(sets: Sets, classes: readonly string[], plan: TrainPlan, warn: Warn): void {
   checkDuplicates([...sets.train, ...sets.validation], sets.test, classes, warn);
-  if (sets.test.length === 0) throw new HeadswapError(`${plan.testDir ?? plan.data}: no readable test images; add photos or give --test-dir`);
+  if (sets.test.length === 0) throw new HeadswapError(msg`${plan.testDir ?? plan.data}: no readable test images; add photos or give ${option('testDir')}`);
   for (const [c, name] of classes.entries()) {
     if (!sets.train.some((t) => t.file.label === c)) {
       throw new HeadswapError(`${plan.data}: class '${name}' has no readable training image; add photos to ${name}/`);
@@ -321,7 +321,7 @@ async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Pho
     const metadata = modelMetadata(facts);
     const te = performance.now();
     if (plan.out) {
-      const model = exportEnsembleGraph(backbones.map((b, m) => ({ features: b.featureModel(), head: heads[m]!.weights })), { tta });
+      const model = exportEnsembleGraph(backbones.map((b, m) => ({ features: b.featureModel(), head: heads[m]!.weights })), { tta, portable: plan.portable });
       await writeModelFolder(plan.out, { model, metadata }, plan.force);
     }
     const exportMs = performance.now() - te;

@@ -7,6 +7,7 @@ import type * as Vega from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
 import type { CompareResult } from '../compare/types.js';
 import type { EpochLog } from '../head/train.js';
+import type { ValidationBand } from './curves.js';
 
 export interface Chart {
   readonly svg: string;
@@ -16,6 +17,11 @@ export interface Chart {
 /** The page's font stack, so chart text matches the report (no web fonts: nothing to fetch). */
 export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
 const SPLIT_COLORS = { train: '#4c78a8', validation: '#f58518' } as const;
+/** Fill and outline of a confusion cell with count 0. */
+export const EMPTY_CELL = '#ffffff';
+const EMPTY_CELL_STROKE = '#dde1e8';
+/** Where on vega's "blues" scheme a share just above 0 starts: light, yet clearly not white. */
+const FIRST_BLUE = 0.2;
 /** 2x: PNGs stay sharp on high-density screens and in slides. */
 const PNG_DENSITY = 144;
 
@@ -57,10 +63,11 @@ export async function renderChart(spec: TopLevelSpec): Promise<Chart> {
 }
 
 /**
- * Loss and accuracy per epoch, train vs validation side by side, with the best epoch marked.
- * Validation lines appear only for epochs that have them.
+ * Loss and accuracy per epoch, train vs validation side by side. Validation lines appear only for
+ * epochs that have them; `band` shades validation accuracy's 95% interval on the validation
+ * photos; `marked` draws the best epoch, only when it stands out of that noise (report/curves.ts).
  */
-export function learningCurvesSpec(history: readonly EpochLog[], bestEpoch: number): TopLevelSpec {
+export function learningCurvesSpec(history: readonly EpochLog[], marked: number | undefined, band: readonly ValidationBand[] = []): TopLevelSpec {
   const values = history.flatMap((h) => [
     { epoch: h.epoch, split: 'train', metric: 'loss', value: h.loss },
     { epoch: h.epoch, split: 'train', metric: 'accuracy', value: h.accuracy },
@@ -68,22 +75,33 @@ export function learningCurvesSpec(history: readonly EpochLog[], bestEpoch: numb
     ...(h.valAccuracy === undefined ? [] : [{ epoch: h.epoch, split: 'validation', metric: 'accuracy', value: h.valAccuracy }]),
   ]);
   const splits = [...new Set(values.map((v) => v.split))] as (keyof typeof SPLIT_COLORS)[];
-  const best = history.some((h) => h.epoch === bestEpoch) ? [{ epoch: bestEpoch, label: `best epoch ${bestEpoch}` }] : [];
+  const best = marked !== undefined && history.some((h) => h.epoch === marked) ? [{ epoch: marked, label: `best epoch ${marked}` }] : [];
   // Points help read short runs; on long runs they only clutter the line.
   const point = history.length <= 40;
   // The label goes on the side of the rule with more room.
-  const side = bestEpoch > 0.6 * (history.at(-1)?.epoch ?? 0) ? { align: 'right' as const, dx: -4 } : { align: 'left' as const, dx: 4 };
+  const side = (marked ?? 0) > 0.6 * (history.at(-1)?.epoch ?? 0) ? { align: 'right' as const, dx: -4 } : { align: 'left' as const, dx: 4 };
+  const x = { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { nice: false, zero: false }, axis: { tickMinStep: 1, format: 'd' } };
   const panel = (metric: 'loss' | 'accuracy', title: string) => ({
     title,
     width: 390,
     height: 230,
     layer: [
+      // Drawn first, under the lines: the range validation accuracy could take by chance alone.
+      ...(metric === 'accuracy' && band.length > 0
+        ? [
+            {
+              data: { values: band.map((b) => ({ epoch: b.epoch, lo: b.lo, hi: b.hi })) },
+              mark: { type: 'area' as const, color: SPLIT_COLORS.validation, opacity: 0.16 },
+              encoding: { x, y: { field: 'lo', type: 'quantitative' as const }, y2: { field: 'hi' } },
+            },
+          ]
+        : []),
       {
         data: { values },
         transform: [{ filter: { field: 'metric', equal: metric } }],
         mark: { type: 'line' as const, point, strokeWidth: 2 },
         encoding: {
-          x: { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { nice: false, zero: false }, axis: { tickMinStep: 1, format: 'd' } },
+          x,
           y:
             metric === 'accuracy'
               ? { field: 'value', type: 'quantitative' as const, title: 'accuracy', scale: { domain: [0, 1] }, axis: { format: '%' } }
@@ -118,7 +136,9 @@ export function learningCurvesSpec(history: readonly EpochLog[], bestEpoch: numb
 
 /**
  * Confusion matrix heat map: rows are true classes, columns predictions, colored by the share
- * of the row (so classes of different sizes compare), each cell labeled with its count.
+ * of the row (so classes of different sizes compare), each non-zero cell labeled with its count.
+ * Empty cells are white with a grey outline, and the colour scale starts at a visible blue, so
+ * one stray mistake stands out from no mistake at all.
  */
 export function confusionSpec(classes: readonly string[], confusion: readonly (readonly number[])[]): TopLevelSpec {
   const values = confusion.flatMap((row, t) => {
@@ -148,11 +168,18 @@ export function confusionSpec(classes: readonly string[], confusion: readonly (r
     height: { step },
     layer: [
       {
-        mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
+        mark: { type: 'rect', stroke: EMPTY_CELL_STROKE, strokeWidth: 1 },
         encoding: {
           x,
           y,
-          color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] }, legend: { format: '%' } },
+          color: {
+            field: 'share',
+            type: 'quantitative',
+            title: 'share of row',
+            scale: { scheme: { name: 'blues', extent: [FIRST_BLUE, 1] }, domain: [0, 1] },
+            legend: { format: '%' },
+            condition: { test: 'datum.count === 0', value: EMPTY_CELL },
+          },
         },
       },
       ...(step >= 18

@@ -4,7 +4,9 @@
  */
 import type { ApproachResult, CompareResult } from '../compare/types.js';
 import type { Evaluation, Misclassified } from '../evaluate/metrics.js';
+import { nextSteps, type NextStep } from './advice.js';
 import { FONT, compareSpec, confusionSpec, learningCurvesSpec, renderChart, type Chart } from './charts.js';
+import { epochClaim, validationBand, type EpochClaim } from './curves.js';
 import { Html, html, raw, type Part } from './markup.js';
 import { makeThumbnails, type Thumbnail } from './thumbnails.js';
 import type { ReportInput, SplitName } from './types.js';
@@ -26,6 +28,8 @@ const DEFAULT_THUMBNAIL_SIZE = 64;
 const DEFAULT_THUMBNAILS_PER_CLASS = 6;
 /** Keeps the file small when a big test set has a bad cell; the count still shows them all. */
 const MAX_MISTAKES_PER_CELL = 40;
+/** Photos of the most confused pair shown in "What to do next". */
+const MAX_PAIR_PHOTOS = 12;
 /** Above this many, the skipped-files list starts collapsed. */
 const SKIPPED_OPEN_LIMIT = 10;
 const SPLITS: readonly SplitName[] = ['train', 'validation', 'test'];
@@ -40,10 +44,14 @@ export async function renderReport(input: ReportInput, options: ReportOptions = 
   const samples = input.classes.map((_, c) => input.dataset.files.filter((f) => f.label === c).slice(0, perClass).map((f) => f.path));
   const cells = mistakeCells(input.classes, input.evaluation.misclassified);
   const shownMistakes = cells.flatMap((cell) => cell.items.slice(0, MAX_MISTAKES_PER_CELL));
+  const steps = nextSteps(input);
+  const pairPhotos = steps.flatMap((step) => (step.photos ?? []).slice(0, MAX_PAIR_PHOTOS));
+  const validationPhotos = input.dataset.files.filter((f) => f.split === 'validation').length;
+  const claim = epochClaim(input.history, input.bestEpoch, validationPhotos);
 
   const [thumbs, charts] = await Promise.all([
-    makeThumbnails([...samples.flat(), ...shownMistakes.map((m) => m.file)], size),
-    renderCharts(input),
+    makeThumbnails([...samples.flat(), ...shownMistakes.map((m) => m.file), ...pairPhotos.map((m) => m.file)], size),
+    renderCharts(input, claim, validationPhotos),
   ]);
   const ctx: Context = { input, thumbs, root: commonRoot(input) };
 
@@ -54,6 +62,7 @@ export async function renderReport(input: ReportInput, options: ReportOptions = 
   ${summary(ctx)}
 </header>
 <nav>${[
+    ['next', 'What to do next'],
     ['data', 'Data set'],
     ['learning', 'Learning curves'],
     ['confusion', 'Confusion & mistakes'],
@@ -62,8 +71,9 @@ export async function renderReport(input: ReportInput, options: ReportOptions = 
     ['setup', 'Setup'],
   ].map((link) => link && html`<a href="#${link[0]}">${link[1]}</a>`)}</nav>
 <main>
+  ${nextSection(ctx, steps)}
   ${dataSection(ctx, samples)}
-  ${learningSection(input, charts.learningCurves)}
+  ${learningSection(input, charts.learningCurves, claim)}
   ${confusionSection(ctx, cells, charts.confusion)}
   ${metricsSection(input)}
   ${input.compare && compareSection(input.compare, charts.compare)}
@@ -102,9 +112,11 @@ interface MistakeCell {
   readonly items: readonly Misclassified[];
 }
 
-async function renderCharts(input: ReportInput): Promise<Record<string, Chart>> {
+async function renderCharts(input: ReportInput, claim: EpochClaim, validationPhotos: number): Promise<Record<string, Chart>> {
+  // Only an epoch that stands out of the validation noise is marked "best".
+  const marked = claim.kind === 'clear' ? claim.best.epoch : undefined;
   const specs = {
-    ...(input.history.length > 0 ? { learningCurves: learningCurvesSpec(input.history, input.bestEpoch) } : {}),
+    ...(input.history.length > 0 ? { learningCurves: learningCurvesSpec(input.history, marked, validationBand(input.history, validationPhotos)) } : {}),
     confusion: confusionSpec(input.classes, input.evaluation.confusion),
     ...(input.compare ? { compare: compareSpec(input.compare) } : {}),
   };
@@ -132,17 +144,23 @@ function summary({ input }: Context): Html {
   const correct = Math.round(ev.top1 * ev.count);
   const [lo, hi] = ev.top1Ci95;
   const trainPhotos = input.dataset.files.filter((f) => f.split !== 'test').length;
+  const present = ev.perClass.filter((m) => m.support > 0).length;
   return html`
   <div class="cards">
     <div class="card main"><div class="label">top-1 accuracy</div><div class="value">${pct(ev.top1)}</div>
       <div class="sub">${correct} of ${ev.count} correct · 95% CI ${pct(lo)}–${pct(hi)}</div></div>
     ${ev.topK.filter((t) => t.k > 1).map((t) => html`<div class="card"><div class="label">top-${t.k}</div><div class="value">${pct(t.accuracy)}</div><div class="sub">true class among the ${t.k} best guesses</div></div>`)}
-    <div class="card"><div class="label">macro F1</div><div class="value">${ev.macroF1.toFixed(2)}</div><div class="sub">mean over classes</div></div>
+    <div class="card"><div class="label">macro F1</div><div class="value">${ev.macroF1.toFixed(2)}</div><div class="sub">${present < input.classes.length ? `mean over the ${present} of ${input.classes.length} classes with test photos` : 'mean over classes'}</div></div>
     <div class="card"><div class="label">chance level</div><div class="value">${pct(1 / Math.max(1, input.classes.length))}</div><div class="sub">guessing among ${input.classes.length} classes</div></div>
   </div>
   ${input.compare && html`<p class="verdict">${input.compare.verdict}</p>`}
-  <p class="why"><strong>How it works.</strong> Each photo went once through <code>${input.backbone.id}</code>, a network pretrained on
-  a large collection of images and kept frozen, which turns it into ${input.backbone.featureDims.toLocaleString('en-US')} numbers that describe what it shows.
+  <p class="why"><strong>How it works.</strong> ${
+    input.members
+      ? html`Each photo went once through each of ${input.members.map((m, i) => html`${i > 0 ? ' and ' : ''}<code>${m.id}</code>`)}, networks pretrained on
+  a large collection of images and kept frozen, which turn it into ${input.members.map((m) => m.featureDims.toLocaleString('en-US')).join(' and ')} numbers that describe what it shows.`
+      : html`Each photo went once through <code>${input.backbone.id}</code>, a network pretrained on
+  a large collection of images and kept frozen, which turns it into ${input.backbone.featureDims.toLocaleString('en-US')} numbers that describe what it shows.`
+  }
   Only a small new classifier (the head) was trained on those numbers, from ${trainPhotos} photos: the backbone already knows what
   images look like, so a few dozen photos per class and seconds of CPU can be enough. The scores above are on ${ev.count} photos the head never saw.</p>`;
 }
@@ -179,18 +197,47 @@ function dataSection(ctx: Context, samples: readonly (readonly string[])[]): Htm
 </section>`;
 }
 
-function learningSection(input: ReportInput, chart: Chart | undefined): Html {
+function learningSection(input: ReportInput, chart: Chart | undefined, claim: EpochClaim): Html {
+  const epochs = input.history.length;
   const hasValidation = input.history.some((h) => h.valLoss !== undefined);
-  const note = !chart
-    ? 'No training history was recorded.'
-    : hasValidation
-      ? `The dashed line marks epoch ${input.bestEpoch} of ${input.history.length}, the one with the lowest validation loss (a linear head is then refit on training and validation photos together, to convergence). Train and validation curves that stay close mean the head generalizes; validation loss rising while train loss falls means it started to memorize the training photos.`
-      : `No validation photos: the curves show the training photos only, and the last epoch (${input.bestEpoch}) was kept.`;
+  const reading =
+    'Train and validation curves that stay close mean the head generalizes; validation loss rising while train loss falls means it started to memorize the training photos.';
+  const refit = 'a linear head is then refit on training and validation photos together, to convergence';
+  let note: string;
+  if (!chart) note = 'No training history was recorded.';
+  else if (!hasValidation) note = `No validation photos: the curves show the training photos only, and the last epoch (${input.bestEpoch}) was kept.`;
+  else if (claim.kind === 'clear') {
+    const { best, later, photos } = claim;
+    note = `The dashed line marks epoch ${best.epoch} of ${epochs}, the one with the lowest validation loss. Its validation accuracy, ${pct(best.accuracy)} (95% interval ${pct(best.lo)}–${pct(best.hi)} on ${photos} photos, shaded), is beyond noise above the ${pct(later.mean)} the ${later.epochs} later epochs averaged: stopping there beat training on (${refit}). ${reading}`;
+  } else if (claim.kind === 'unclear') {
+    const { best, from, photos } = claim;
+    const within = `every epoch from ${from} to ${epochs} scores within the 95% interval of epoch ${best.epoch} (${pct(best.lo)}–${pct(best.hi)}, shaded), the one with the lowest validation loss`;
+    note = claim.tooSmall
+      ? `The ${photos} validation photos are too few to pick an epoch: accuracy on them is uncertain by about ±${(claim.halfWidth * 100).toFixed(0)} points, and ${within}. Read the validation curve as a rough trend only; ${refit}.`
+      : `No epoch stands out: on ${photos} validation photos, ${within}, so stopping earlier or later would score the same within noise (${refit}). ${reading}`;
+  } else note = `Validation loss was lowest at epoch ${input.bestEpoch} of ${epochs} (${refit}). ${reading}`;
   return html`
 <section id="learning">
   <h2>Learning curves of the head</h2>
   ${chart && html`<figure class="chart">${raw(chart.svg)}</figure>`}
   <p class="note">${note}</p>
+</section>`;
+}
+
+/** "What to do next": each step from the run's numbers (report/advice.ts), the confused photos beside theirs. */
+function nextSection(ctx: Context, steps: readonly NextStep[]): Html {
+  return html`
+<section id="next">
+  <h2>What to do next</h2>
+  <ul class="next">${steps.map(
+    (step) => html`<li data-kind="${step.kind}">${step.text}${
+      step.photos &&
+      step.photos.length > 0 &&
+      html`<div class="thumbs">${step.photos.slice(0, MAX_PAIR_PHOTOS).map(
+        (m) => html`<figure class="mistake">${thumb(ctx, m.file)}<figcaption>${m.trueLabel} <span>taken for ${m.predicted}</span></figcaption></figure>`,
+      )}${step.photos.length > MAX_PAIR_PHOTOS && html`<span class="note">and ${step.photos.length - MAX_PAIR_PHOTOS} more</span>`}</div>`
+    }</li>`,
+  )}</ul>
 </section>`;
 }
 
@@ -224,16 +271,25 @@ function confusionSection(ctx: Context, cells: readonly MistakeCell[], chart: Ch
 function metricsSection(input: ReportInput): Html {
   const ev = input.evaluation;
   const cv = input.crossValidation;
-  const bar = (x: number): Html => html`<td class="bar-cell"><span class="track"><span class="fill" style="width:${(x * 100).toFixed(1)}%"></span></span>${x.toFixed(2)}</td>`;
+  const bar = (x: number | null): Html =>
+    x === null ? html`<td>–</td>` : html`<td class="bar-cell"><span class="track"><span class="fill" style="width:${(x * 100).toFixed(1)}%"></span></span>${x.toFixed(2)}</td>`;
+  const present = ev.perClass.filter((m) => m.support > 0).length;
   return html`
 <section id="metrics">
   <h2>Per-class metrics</h2>
   <table class="numbers metrics">
     <thead><tr><th>class</th><th>test photos</th><th>precision</th><th>recall</th><th>F1</th></tr></thead>
-    <tbody>${ev.perClass.map((m) => html`<tr><th>${m.label}</th><td>${m.support}</td>${bar(m.precision)}${bar(m.recall)}${bar(m.f1)}</tr>`)}</tbody>
+    <tbody>${ev.perClass.map((m) =>
+      // Checked by support, not by null, so models written before the scores became null read right too.
+      m.support === 0
+        ? html`<tr class="untested"><th>${m.label}</th><td>0</td><td colspan="3" class="none">no test photos</td></tr>`
+        : html`<tr><th>${m.label}</th><td>${m.support}</td>${bar(m.precision)}${bar(m.recall)}${bar(m.f1)}</tr>`,
+    )}</tbody>
     <tfoot><tr><th>macro average</th><td>${ev.count}</td><td></td><td></td><td>${ev.macroF1.toFixed(2)}</td></tr></tfoot>
   </table>
-  <p class="note">Precision: of the photos predicted as the class, the share that are. Recall: of the class's photos, the share found. F1 combines both.</p>
+  <p class="note">Precision: of the photos predicted as the class, the share that are. Recall: of the class's photos, the share found. F1 combines both.${
+    present < ev.perClass.length && ` A class with no test photos has no scores, and the macro average is over the ${present} classes that have some.`
+  }</p>
   <div class="columns">
   <div><h3>Top-k accuracy</h3>
   <table class="numbers">
@@ -431,6 +487,11 @@ tfoot th, tfoot td { border-bottom: none; font-weight: 600; }
 table.numbers td { text-align: right; font-variant-numeric: tabular-nums; }
 table.compare td { text-align: left; max-width: 320px; }
 td.bar-cell { white-space: nowrap; }
+table.numbers td.none { text-align: left; color: var(--muted); font-style: italic; }
+ul.next { margin: 0; padding-left: 20px; max-width: 900px; }
+ul.next li { margin: 0 0 8px; }
+ul.next .thumbs { margin: 6px 0 4px; }
+ul.next figure.mistake figcaption { overflow-wrap: anywhere; }
 td.bar-cell .track { display: inline-block; width: 80px; height: 8px; margin-right: 8px; background: #edf0f4; border-radius: 4px; overflow: hidden; }
 td.bar-cell .fill { display: block; height: 100%; background: var(--accent); }
 table.files td.path, table.kv td { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; overflow-wrap: anywhere; }

@@ -1,15 +1,34 @@
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { CompareResult } from '../compare/types.js';
 import { HeadswapError } from '../errors.js';
 import { METADATA_FILE, readModelMetadata } from '../export/metadata.js';
 import type { TrainResult } from '../pipeline/train.js';
 import type { ReportInput } from './types.js';
 
-/** The report of a run that just finished (all paths absolute, still in memory). */
-export function reportFromTrain(r: TrainResult, title: string, compare?: CompareResult): ReportInput {
+/** Folder names that say which split they hold, not what the photos are (data/clothing7/train). */
+const SPLIT_FOLDERS = new Set(['train', 'training']);
+
+/**
+ * A model's name for the report's heading: its folder's name without `.model`. When that is only
+ * a split folder's name (`train.model`, the default for data/clothing7/train) or there is no
+ * folder, the data set's folder name, or its parent's when the data folder is a split folder.
+ */
+export function modelName(modelDir: string | undefined, dataRoot: string): string {
+  const folder = modelDir === undefined ? '' : basename(resolve(modelDir)).replace(/\.model$/i, '');
+  if (folder && !SPLIT_FOLDERS.has(folder.toLowerCase())) return folder;
+  const data = basename(resolve(dataRoot));
+  const parent = basename(dirname(resolve(dataRoot)));
+  return SPLIT_FOLDERS.has(data.toLowerCase()) && parent ? parent : data || folder;
+}
+
+/**
+ * The report of a run that just finished (all paths absolute, still in memory). `title` defaults
+ * to the model's name (`modelName`).
+ */
+export function reportFromTrain(r: TrainResult, title?: string, compare?: CompareResult): ReportInput {
   const m = r.metadata;
   return {
-    title,
+    title: title ?? modelName(r.out, m.dataset.root),
     createdAt: m.createdAt,
     classes: r.classes,
     backbone: r.backbone,
@@ -39,7 +58,7 @@ export async function reportFromModel(dir: string): Promise<ReportInput> {
   const testRoot = m.dataset.testDir ?? m.dataset.root;
   const abs = (f: { file: string; split: string }): string => resolve(f.split === 'test' ? testRoot : m.dataset.root, f.file);
   return {
-    title: basename(resolve(dir)),
+    title: modelName(dir, m.dataset.root),
     createdAt: m.createdAt,
     classes: m.classes,
     backbone: m.backbone,

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { openDatabase, withCacheErrors, type DatabaseOptions } from '../runtime/database.js';
+import { openDatabase, withCacheErrors } from '../runtime/database.js';
+import type { DatabaseOptions } from '../runtime/database-options.js';
 import { databasePath } from '../runtime/download.js';
 import type { NewRun, RunRecord } from './types.js';
 

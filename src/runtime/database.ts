@@ -2,6 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { HeadswapError, describeError } from '../errors.js';
+import type { DatabaseOptions } from './database-options.js';
 
 /**
  * headswap's SQLite file (cached features and the run history): opening it, its schema and
@@ -9,11 +10,6 @@ import { HeadswapError, describeError } from '../errors.js';
  * and RunStore (runs/store.ts) each hold a connection to it.
  */
 
-export interface DatabaseOptions {
-  readonly?: boolean;
-  /** How long to wait for another process's write lock before failing; default 10 s. */
-  busyTimeoutMs?: number;
-}
 
 const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 

@@ -3,13 +3,17 @@
  */
 import type { Evaluation } from '../evaluate/metrics.js';
 import type { Preprocessing } from '../image/types.js';
+import type { QualityChoice } from '../pipeline/quality.js';
 
 export interface ErrorBody {
   readonly error: string;
 }
 
 export interface ModelSummary {
+  /** The URL id (a slug); `name` is what people read. */
   readonly id: string;
+  /** The name given to the training job, or the model folder's name for a command-line model. */
+  readonly name: string;
   /** Given on the command line (read-only), or trained by a job of this server. */
   readonly source: 'cli' | 'trained';
   readonly createdAt: string;
@@ -64,6 +68,8 @@ export interface JobComparison {
   readonly scratchTop1: number;
   readonly scratchSeconds: number;
   readonly scratchEpochs: number;
+  /** Held-out photos both were scored on (absent in jobs of older servers: then the result's `testPhotos`). */
+  readonly testPhotos?: number;
   readonly verdict: string;
 }
 
@@ -96,6 +102,8 @@ export interface JobRecord {
   readonly classes: readonly JobClass[];
   /** Also train a small CNN from scratch on the same photos, for the comparison. */
   readonly compare: boolean;
+  /** `--quality` of the training (absent: the default, 'auto'). */
+  readonly quality?: QualityChoice;
   readonly startedAt?: string;
   readonly finishedAt?: string;
   readonly error?: string;

@@ -50,11 +50,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     runner: async (job, dir, onProgress) => {
       const result = await runTrainingJob(job, dir, training, onProgress);
       // In the registry before the job reads as done, so a client told "done" finds the model.
-      await registry.add(result.modelId, join(dirs.models, result.modelId));
+      await registry.add(result.modelId, join(dirs.models, result.modelId), job.name);
       return result;
     },
     onError: warn,
   });
+  for (const job of jobs.list()) if (job.result) registry.nameFromJob(job.result.modelId, job.name);
   const ctx: ServerContext = { limits, registry, jobs, metrics: new Metrics(), startedAt: Date.now() };
 
   installErrorHandlers(app, limits, warn);
@@ -76,6 +77,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   registerModelRoutes(app, ctx);
   registerClassifyRoutes(app, ctx);
   registerJobRoutes(app, ctx);
+  (await import('./routes/explain.js')).registerExplainRoutes(app, ctx, { threads: options.threads });
   await registerPage(app, options.webRoot ?? defaultWebRoot());
   return app;
 }

@@ -23,7 +23,7 @@ export async function checkImage(name: string, bytes: Uint8Array, pixelLimit: nu
   const shown = displayName(name);
   if (bytes.length === 0) throw new RequestError(400, `${shown}: empty file; send the image's bytes`);
   const kind = sniffFormat(bytes);
-  if (!kind || kind === 'svg') throw new RequestError(415, `${shown}: not a JPEG, PNG, WebP, GIF, AVIF or TIFF image (checked by content, not by name)`);
+  if (!kind || kind === 'svg') throw new RequestError(415, `${shown} is not a photo headswap can read (JPEG, PNG, WebP, GIF, AVIF, TIFF; checked by content, not by name)`);
   let width: number;
   let height: number;
   try {
@@ -32,7 +32,7 @@ export async function checkImage(name: string, bytes: Uint8Array, pixelLimit: nu
     width = meta.width ?? 0;
     height = meta.height ?? 0;
   } catch (err) {
-    throw new RequestError(400, `${shown}: not a readable ${kind} image (${describeError(err)})`);
+    throw new RequestError(400, `${shown} is not a photo headswap can read: its ${kind.toUpperCase()} data is damaged (${describeError(err)})`);
   }
   if (width * height > pixelLimit) {
     throw new RequestError(413, `${shown}: ${width}x${height} pixels is over the server's limit of ${pixelLimit} pixels; downscale it`);

@@ -18,6 +18,8 @@ export interface ModelEntry {
   readonly dir: string;
   /** Given on the command line (read-only), or trained by a job of this server. */
   readonly source: 'cli' | 'trained';
+  /** What the page shows: the job's name for a trained model, the folder's for a command-line one. */
+  readonly name: string;
   readonly metadata: ModelMetadata;
 }
 
@@ -49,13 +51,14 @@ export class ModelRegistry {
       const base = slug(basename(abs).replace(/\.model$/, ''), 'model');
       let id = base;
       for (let n = 2; registry.entries.has(id); n++) id = `${base}-${n}`;
-      registry.entries.set(id, { id, dir: abs, source: 'cli', metadata });
+      registry.entries.set(id, { id, dir: abs, source: 'cli', name: basename(abs).replace(/\.model$/, '') || id, metadata });
     }
     const names = existsSync(modelsDir) ? (await readdir(modelsDir)).sort() : [];
     for (const name of names) {
       if (!isId(name) || registry.entries.has(name)) continue;
       try {
-        registry.entries.set(name, { id: name, dir: join(modelsDir, name), source: 'trained', metadata: await readModelMetadata(join(modelsDir, name)) });
+        // Named by its job once the jobs are read (nameFromJob); the id until then.
+        registry.entries.set(name, { id: name, dir: join(modelsDir, name), source: 'trained', name, metadata: await readModelMetadata(join(modelsDir, name)) });
       } catch (err) {
         options.onWarning?.(`skipped model folder ${name}: ${describeError(err)}`);
       }
@@ -71,8 +74,14 @@ export class ModelRegistry {
     return this.entries.get(id);
   }
 
-  async add(id: string, dir: string): Promise<ModelEntry> {
-    const entry: ModelEntry = { id, dir, source: 'trained', metadata: await readModelMetadata(dir) };
+  /** Gives a trained model the name its job was given. */
+  nameFromJob(id: string, name: string): void {
+    const entry = this.entries.get(id);
+    if (entry?.source === 'trained' && name) this.entries.set(id, { ...entry, name });
+  }
+
+  async add(id: string, dir: string, name: string): Promise<ModelEntry> {
+    const entry: ModelEntry = { id, dir, source: 'trained', name: name || id, metadata: await readModelMetadata(dir) };
     this.entries.set(id, entry);
     // A job re-run after a crash replaces its model: a session of the old files must not be reused.
     const old = this.sessions.get(id);

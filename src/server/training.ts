@@ -53,6 +53,7 @@ function comparison(c: CompareResult): JobComparison {
     scratchTop1: c.scratch.evaluation.top1,
     scratchSeconds: c.scratch.trainSeconds,
     scratchEpochs: c.scratch.epochs,
+    testPhotos: c.transfer.evaluation.count,
     verdict: c.verdict,
   };
 }
@@ -86,10 +87,26 @@ export async function runTrainingJob(job: JobRecord, jobDir: string, ctx: Traini
   }
 }
 
+/** The library's step names, as the page names them. */
+function stepLabel(step: string): string {
+  if (step === 'features') return 'computing features (one backbone pass per photo)';
+  if (step === 'augment') return 'computing features of the extra training views';
+  if (step === 'mirror') return 'computing features of the mirrored test photos';
+  if (step === 'cross-validation') return 'choosing the recipe by cross-validation';
+  const head = /^head(, refit on train \+ validation)?: (.+)$/.exec(step);
+  if (head) return `training the head on ${head[2]}${head[1] ? ', refit on train + validation' : ''}`;
+  return step;
+}
+
 /** The library's progress as the page shows it: the real step, its unit and, once known, its ETA. */
-function jobProgress(p: Progress): JobProgress {
-  const step = p.step === 'features' ? 'computing features' : p.step;
-  return { step, done: p.done, total: p.total, unit: p.unit ?? 'images', ...(Number.isFinite(p.etaSeconds) ? { etaSeconds: Math.round(p.etaSeconds) } : {}) };
+function jobProgress(p: Progress, prefix = ''): JobProgress {
+  return {
+    step: `${prefix}${stepLabel(p.step)}`,
+    done: p.done,
+    total: p.total,
+    unit: p.unit ?? 'images',
+    ...(Number.isFinite(p.etaSeconds) ? { etaSeconds: Math.round(p.etaSeconds) } : {}),
+  };
 }
 
 async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, onProgress: (p: JobProgress) => void): Promise<JobResult> {
@@ -103,11 +120,12 @@ async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, 
     seed: SEED,
     cacheDir: ctx.cacheDir,
     pixelLimit: ctx.pixelLimit,
+    ...(job.quality ? { quality: job.quality } : {}),
     onProgress: (p) => onProgress(jobProgress(p)),
   });
   let compared: CompareResult | undefined;
   if (job.compare) {
-    onProgress({ step: 'training a network from scratch for comparison', done: 0, total: 0 });
+    onProgress({ step: 'comparison: loading TensorFlow.js', done: 0, total: 0 });
     // Loaded on use: TensorFlow.js and its wasm backend are heavy to import.
     const { compare } = await import('../compare/compare.js');
     compared = await compare({
@@ -115,8 +133,10 @@ async function trainInto(job: JobRecord, paths: JobPaths, ctx: TrainingContext, 
       seed: SEED,
       cacheDir: ctx.cacheDir,
       budgetSeconds: ctx.compareBudgetSeconds,
+      ...(job.quality ? { quality: job.quality } : {}),
       record: false,
-      onProgress: (p) => onProgress({ step: `from scratch: ${p.step}`, done: p.done, total: p.total }),
+      // compare() first repeats the transfer training with its features computed afresh (its real cost), then trains the CNN.
+      onProgress: (p) => onProgress(jobProgress(p, p.step === 'training from scratch' || p.step.startsWith('decoding') ? 'comparison: ' : 'comparison, transfer learning: ')),
     });
   }
   onProgress({ step: 'writing the report', done: 0, total: 0 });

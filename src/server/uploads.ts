@@ -8,6 +8,7 @@ import type { JobClass } from './api-types.js';
 import { className, photoFileName } from './names.js';
 import type { ServerLimits } from './options.js';
 import { byCodePoint } from '../util/text.js';
+import { DEFAULT_QUALITY, QUALITY_CHOICES, type QualityChoice } from '../pipeline/quality.js';
 
 export interface UploadedImage {
   readonly name: string;
@@ -91,7 +92,14 @@ export async function receiveImages(request: FastifyRequest, limits: ServerLimit
 export interface ReceivedJob {
   readonly name: string;
   readonly compare: boolean;
+  readonly quality: QualityChoice;
   readonly classes: JobClass[];
+}
+
+function qualityOf(value: string): QualityChoice {
+  const q = QUALITY_CHOICES.find((c) => c === value.trim());
+  if (!q) throw new RequestError(400, `field 'quality' is ${displayName(value)}; use one of ${QUALITY_CHOICES.join(', ')}`);
+  return q;
 }
 
 /** Each class needs a training, a validation and a test photo. */
@@ -99,13 +107,15 @@ const MIN_PHOTOS_PER_CLASS = 3;
 
 /**
  * Reads a training job's form into `dir/photos/<class>/`: each file field's name is its class,
- * text fields `name` (the model's name) and `compare` ("true" to add the comparison). Files are
+ * text fields `name` (the model's name), `compare` ("true" to add the comparison) and `quality`
+ * (a `--quality` level, default 'auto'). Files are
  * checked by content and saved under names the server makes; the client's paths are never used.
  */
 export async function receiveJob(request: FastifyRequest, dir: string, limits: ServerLimits): Promise<ReceivedJob> {
   if (!request.isMultipart()) throw new RequestError(415, 'send the job as multipart/form-data: one file field per photo, named by its class');
   let name = '';
   let compare = false;
+  let quality: QualityChoice = DEFAULT_QUALITY;
   let bytes = 0;
   let index = 0;
   const counts = new Map<string, number>();
@@ -113,6 +123,7 @@ export async function receiveJob(request: FastifyRequest, dir: string, limits: S
     if (!('data' in part)) {
       if (part.field === 'name') name = part.value.trim().slice(0, 100);
       else if (part.field === 'compare') compare = part.value === 'true' || part.value === '1' || part.value === 'on';
+      else if (part.field === 'quality') quality = qualityOf(part.value);
       continue;
     }
     const { data } = part;
@@ -130,5 +141,5 @@ export async function receiveJob(request: FastifyRequest, dir: string, limits: S
   if (classes.length < 2) throw new RequestError(400, `a classifier needs at least 2 classes; got ${classes.length}`);
   const few = classes.find((c) => c.photos < MIN_PHOTOS_PER_CLASS);
   if (few) throw new RequestError(400, `class ${displayName(few.name)} has ${few.photos} photo(s); give each class at least ${MIN_PHOTOS_PER_CLASS} (for training, validation and test)`);
-  return { name: name || classes.map((c) => c.name).join(' vs ').slice(0, 100), compare, classes };
+  return { name: name || classes.map((c) => c.name).join(' vs ').slice(0, 100), compare, quality, classes };
 }

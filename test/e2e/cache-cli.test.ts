@@ -172,7 +172,7 @@ describe('headswap cache', () => {
 
   it('a bad flag or a missing selector: one line, non-zero exit', () => {
     assertOneLineError(headswap(['cache', 'prune', '--frob']), /^headswap: unknown option '--frob'; see 'headswap cache prune --help'$/);
-    assertOneLineError(headswap(['cache', 'prune', '--max-mb', 'lots']), /'lots' is not a number from 0 to .*; see 'headswap cache prune --help'$/);
+    assertOneLineError(headswap(['cache', 'prune', '--max-mb', 'lots']), /^headswap: --max-mb lots is not a number ≥ 0; see 'headswap cache prune --help'$/);
     assertOneLineError(headswap(['cache', 'show', '--limit', '3']), /unknown option '--limit'; see 'headswap cache show --help'$/);
     assertOneLineError(headswap(['cache', 'prune']), /cache prune needs --backbone <name>, --older-than <days> or --max-mb <n>/);
     assertOneLineError(headswap(['cache', 'prune', '--backbone', 'resnet50']), /no cached backbone matches 'resnet50'; 'headswap cache' lists them/);

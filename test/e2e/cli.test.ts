@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOneLineError } from '../helpers/assert.js';
+import { loadClassifier } from '../../src/export/classifier.js';
+import { HEAD_DEFAULTS } from '../../src/head/train.js';
 import { packagePath } from '../../src/util/paths.js';
 import { copySubset } from '../helpers/dataset.js';
 import { PHOTOS, SHOE_1, writeBrokenFiles } from '../helpers/images.js';
@@ -46,9 +48,20 @@ describe('headswap CLI', () => {
     assert.equal(rows.length, 8);
     assert.match(rows[0]!, /held-out\/hat\/.*\t(hat|shoes) \d+\.\d%  (hat|shoes) \d+\.\d%$/);
 
-    const json = headswap('predict', 'photos.model', SHOE_1, '--json');
+    // Rows shaped as the library's classifier.predict() returns them (without the full vector).
+    const json = headswap('predict', 'photos.model', SHOE_1, '--json', '--top', '2');
     const row = JSON.parse(json.stdout.trim());
-    assert.equal(row.file, SHOE_1);
+    const classifier = await loadClassifier(join(dir, 'photos.model'));
+    const [lib] = await classifier.predict(SHOE_1, { top: 2 }).finally(() => classifier.release());
+    assert.deepEqual(Object.keys(row), ['input', 'top']);
+    assert.equal(row.input, lib!.input);
+    assert.equal(row.top.length, 2);
+    row.top.forEach((t: { label: string; index: number; probability: number }, i: number) => {
+      assert.deepEqual(Object.keys(t), ['label', 'index', 'probability']);
+      assert.equal(t.label, lib!.top[i]!.label);
+      assert.equal(t.index, lib!.top[i]!.index);
+      assert.ok(Math.abs(t.probability - lib!.top[i]!.probability) < 1e-5, `${t.probability} vs ${lib!.top[i]!.probability}`);
+    });
     assert.equal(row.top[0].label, 'shoes');
 
     const csv = headswap('predict', 'photos.model', 'held-out/shoes', '--csv', '--top', '1');
@@ -114,9 +127,10 @@ describe('headswap CLI', () => {
   it('the bundled MobileNet-EdgeTPU (.tflite, converted on first use): classify, import, inspect', () => {
     const r = headswap('classify', SHOE_1, PHOTOS, '--base', 'mobilenet_edgetpu', '--top', '3', '--json');
     assert.equal(r.code, 0, r.stderr);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; top: { label: string }[] });
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { input: string; top: { label: string; index: number }[] });
     assert.ok(rows.length >= 5);
-    for (const row of rows.filter((x) => /shoe/.test(x.file))) assert.match(row.top.map((l) => l.label).join(' | '), /sandal|clog|Loafer|running shoe|cowboy boot|knee pad/, row.file);
+    for (const row of rows.filter((x) => /shoe/.test(x.input))) assert.match(row.top.map((l) => l.label).join(' | '), /sandal|clog|Loafer|running shoe|cowboy boot|knee pad/, row.input);
+    assert.ok(rows.every((x) => x.top.every((t) => Number.isInteger(t.index))));
     const file = packagePath('models', 'mobilenet_edgetpu', 'mobilenet_edgetpu_224_1.0_uint8.tflite');
     const i = headswap('import', file, 'edgetpu.onnx');
     assert.equal(i.code, 0, i.stderr);
@@ -146,12 +160,53 @@ describe('headswap CLI', () => {
   it('bad input: one line, non-zero exit, no stack trace', async () => {
     assertOneLineError(headswap('train', 'no-such-folder'), /no-such-folder/);
     assertOneLineError(headswap('predict', 'no-such.model', PHOTOS), /not a headswap model folder/);
+    assertOneLineError(headswap('predict', 'photos.model', SHOE_1, '--resize', 'squash'), /^headswap: --resize: only for a \.tflite classifier; photos\.model is a headswap model folder, which brings its own preprocessing; drop the flag$/);
     assertOneLineError(headswap('classify', SHOE_1, '--base', 'nonexistent_net'), /unknown backbone 'nonexistent_net'/);
     assertOneLineError(headswap('classify', SHOE_1, '--base', join(dir, 'missing.onnx')), /missing\.onnx not found/);
-    const usage = headswap('train', 'photos', '--seed', 'abc');
-    assert.notEqual(usage.code, 0);
-    assert.match(usage.stderr, /'abc' is not a whole number/);
+    assertOneLineError(headswap('train', 'photos', '--seed', 'abc'), /^headswap: --seed abc is not a whole number ≥ 0; see 'headswap train --help'$/);
     const meta = JSON.parse(await readFile(join(dir, 'photos.model', 'headswap.json'), 'utf8'));
     assert.equal(meta.format, 'headswap-model', 'failed runs left the model intact');
+  });
+
+  it('usage errors: one headswap line naming the flag, its range in words and the help', () => {
+    assertOneLineError(headswap('train', 'photos', '--epochs', '-3'), /^headswap: --epochs -3 is not a whole number ≥ 1; see 'headswap train --help'$/);
+    assertOneLineError(headswap('train', 'photos', '--label-smoothing', '0.7'), /^headswap: --label-smoothing 0\.7 is not a number from 0 to 0\.5; see 'headswap train --help'$/);
+    for (const args of [['train'], ['trian'], ['predict', 'photos.model', '--frob'], ['classify', SHOE_1, '--feature', 'x']]) {
+      const r = headswap(...args);
+      assertOneLineError(r, /; see 'headswap( \w+)? --help'$/);
+      assert.doesNotMatch(r.stderr, /error:/, 'one prefix');
+    }
+  });
+
+  it('help groups the options and shows the defaults; no option where it means nothing', () => {
+    const train = headswap('train', '--help');
+    assert.equal(train.code, 0, train.stderr);
+    const headings = train.stdout.split('\n').filter((l) => /^([\w-]+ )*options:$/i.test(l));
+    assert.deepEqual(headings, ['Data options:', 'Backbone options:', 'Head options:', 'Quality options:', 'Output options:', 'Options:']);
+    const flat = train.stdout.replace(/\s+/g, ' ');
+    assert.match(flat, new RegExp(`--lr <rate> [^-]*\\(default: ${HEAD_DEFAULTS.learningRate}\\)`));
+    assert.match(flat, new RegExp(`--epochs <n> [^-]*\\(default: ${HEAD_DEFAULTS.epochs}\\b`));
+    assert.match(flat, new RegExp(`--batch-size <n> .*?\\(default: ${HEAD_DEFAULTS.batchSize}\\)`));
+    assert.match(flat, /--resize <policy> .*?default: the backbone's own: crop\)/);
+    assert.match(flat, /--pixel-limit <n> .*?\(default: \d+ = \d+ megapixels\)/);
+    const classify = headswap('classify', '--help');
+    assert.equal(classify.code, 0, classify.stderr);
+    assert.match(classify.stdout, /--size <HxW>/);
+    assert.doesNotMatch(classify.stdout, /--feature/);
+    assert.doesNotMatch(headswap('demo', '--help').stdout, /--test-pct|--test-dir|--force/);
+  });
+
+  it('data folder mistakes say what was found and name the flag', async () => {
+    await copySubset('train', ['hat'], 4, join(dir, 'loose'));
+    // The photos of one class, straight in the folder.
+    const flat = join(dir, 'flat');
+    await mkdir(flat);
+    for (const f of await readdir(join(dir, 'loose', 'hat'))) await copyFile(join(dir, 'loose', 'hat', f), join(flat, f));
+    assertOneLineError(
+      headswap('train', 'flat'),
+      /^headswap: '.*flat' holds 4 image\(s\) but no class sub-folders; put each class's photos in a sub-folder named after the class: '.*flat\/cat\/\*\.jpg', '.*flat\/dog\/\*\.jpg'$/,
+    );
+    assertOneLineError(headswap('train', 'photos', '--test-dir', 'no-such-test'), /^headswap: --test-dir '.*no-such-test' does not exist; check the path$/);
+    assertOneLineError(headswap('train', 'photos', '--test-pct', '0'), /^headswap: --test-pct 0 leaves no photos to score the classifier on; give a separate --test-dir or a --test-pct above 0$/);
   });
 });

@@ -172,7 +172,7 @@ describe('hostile input corpus', () => {
     assert.ok(given.some((c) => arg(c.path).startsWith('--')), 'a name like an option is passed bare');
     const r = headswap(['predict', model, '--json', '--', ...given.map((c) => arg(c.path))], { cwd });
     assertClean(r, 'predict <files>');
-    const used = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { file: string }).file);
+    const used = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { input: string }).input);
     for (const c of given) {
       const line = skipLine(r.stderr, arg(c.path));
       if (c.explicit === 'used') assert.ok(used.includes(arg(c.path)) && !line, `${c.id} should be used\n${line ?? ''}`);

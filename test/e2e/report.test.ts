@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -7,13 +7,17 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { CompareResult } from '../../src/compare/types.js';
 import { scanDataset } from '../../src/dataset/scan.js';
+import { formatEvaluation } from '../../src/evaluate/format.js';
 import { evaluate, type Evaluation } from '../../src/evaluate/metrics.js';
-import { renderChart } from '../../src/report/charts.js';
+import type { ModelMetadata } from '../../src/export/metadata.js';
+import type { EpochLog } from '../../src/head/train.js';
+import { EMPTY_CELL, renderChart } from '../../src/report/charts.js';
 import { renderReport, type RenderedReport } from '../../src/report/html.js';
-import { reportFromTrain } from '../../src/report/input.js';
+import { reportFromModel, reportFromTrain } from '../../src/report/input.js';
+import { nextSteps } from '../../src/report/advice.js';
 import { escapeHtml } from '../../src/report/markup.js';
 import type { ReportInput } from '../../src/report/types.js';
-import { train } from '../../src/pipeline/train.js';
+import { train, type TrainResult } from '../../src/pipeline/train.js';
 import { browserUnavailable, launchChromium } from '../helpers/browser.js';
 import { copySubset } from '../helpers/dataset.js';
 import { startServer } from '../helpers/http-server.js';
@@ -32,6 +36,10 @@ const SCREENSHOT = join(tmpdir(), 'headswap-report.png');
 let dir: string;
 let input: ReportInput;
 let report: RenderedReport;
+let result: TrainResult;
+/** A second run whose test folder has no photos of one class (shorts, renamed NASTY). */
+let partial: TrainResult;
+const MODEL = 'shop';
 
 async function copyRenamed(split: 'train' | 'test', perClass: number, dest: string): Promise<void> {
   await copySubset(split, SOURCE, perClass, dest);
@@ -63,7 +71,11 @@ before(async () => {
   // Always listed (as skipped), whether or not the renamed test photo ends up among the mistakes.
   await writeFile(join(data, 'pants', NASTY_FILE), 'not a photo');
 
-  const result = await train({ data, testDir, cacheDir: join(dir, 'cache'), out: false, seed: 1 });
+  result = await train({ data, testDir, cacheDir: join(dir, 'cache'), out: join(dir, `${MODEL}.model`), seed: 1 });
+  const partialTest = join(dir, 'held-out-partial');
+  await copyRenamed('test', 4, partialTest);
+  await rm(join(partialTest, NASTY), { recursive: true });
+  partial = await train({ data, testDir: partialTest, cacheDir: join(dir, 'cache'), out: join(dir, 'partial.model'), seed: 1 });
   const testFiles = result.files.filter((f) => f.split === 'test');
   const trainPhotos = result.files.length - testFiles.length;
   const compare: CompareResult = {
@@ -121,10 +133,11 @@ describe('renderReport on a real training run', () => {
     for (const s of input.dataset.skipped) assert.ok(html.includes(escapeHtml(s.reason)), `skipped reason shown: ${s.reason}`);
   });
 
-  it('embeds one thumbnail per sample photo and per mistake, and a placeholder for the missing photo', () => {
+  it('embeds one thumbnail per sample photo, per mistake and per photo of the most confused pair, and a placeholder for the missing photo', () => {
     const { html } = report;
     const samples = input.classes.length * PER_CLASS - 1;
-    assert.equal(count(html, '<img src="data:image/jpeg;base64,'), samples + input.evaluation.misclassified.length);
+    const pair = nextSteps(input).flatMap((step) => step.photos ?? []);
+    assert.equal(count(html, '<img src="data:image/jpeg;base64,'), samples + input.evaluation.misclassified.length + pair.length);
     assert.equal(count(html, '<img '), count(html, '<img src="data:image/'), 'every image is a data: URI');
     assert.equal(count(html, 'class="thumb-missing"'), 1);
     assert.match(html, /class="thumb-missing"[^>]*title="[^"]*: file not found/);
@@ -169,8 +182,76 @@ describe('renderReport on a real training run', () => {
     assert.ok(html.includes('5 folds'));
     assert.ok(html.includes(input.backbone.sha256));
     assert.match(html, /<th>total<\/th><td>\d+(\.\d+)? (s|ms)<\/td>/, 'timings shown with units');
-    assert.ok(html.includes(`epoch ${input.bestEpoch} of ${input.history.length}`));
     assert.ok(html.includes(`${(input.evaluation.top1 * 100).toFixed(1)}%`));
+  });
+});
+
+describe('the report, judged as a new user would', () => {
+  it("is headed by the model's name, from the run and from its folder", async () => {
+    assert.equal(reportFromTrain(result).title, MODEL);
+    const fromFolder = await reportFromModel(join(dir, `${MODEL}.model`));
+    assert.equal(fromFolder.title, MODEL);
+    const { html } = await renderReport(fromFolder, { maxThumbnailsPerClass: 0 });
+    assert.ok(html.includes(`<h1>${MODEL}</h1>`) && html.includes(`<title>${MODEL}</title>`));
+  });
+
+  it('leaves zero cells of the heat map white and unlabeled, and small counts visibly coloured', () => {
+    const svg = report.charts.confusion!.svg;
+    // One rect mark per cell, in data order (row by row), then one text mark per labeled cell.
+    const fills = [...svg.matchAll(/aria-roledescription="rect mark" [^>]*fill="([^"]+)"/g)].map((m) => m[1]!);
+    const counts = input.evaluation.confusion.flat();
+    assert.equal(fills.length, counts.length);
+    assert.ok(counts.includes(0) && counts.some((n) => n > 0 && n <= 2), `precondition: empty cells and small counts (${counts.join(' ')})`);
+    for (const [i, n] of counts.entries()) {
+      if (n === 0) assert.equal(fills[i], EMPTY_CELL, `cell ${i} is empty`);
+      else assert.ok(Number(/^rgb\((\d+)/.exec(fills[i]!)?.[1] ?? 255) < 230, `count ${n} drawn in ${fills[i]}, visibly not white`);
+    }
+    const labels = [...svg.matchAll(/aria-roledescription="text mark"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    assert.deepEqual(labels, counts.filter((n) => n > 0).map(String));
+  });
+
+  it('names no best epoch on a handful of validation photos, and says why', () => {
+    const photos = input.dataset.files.filter((f) => f.split === 'validation').length;
+    assert.ok(photos > 0 && photos < 20, `precondition: a tiny validation set (${photos})`);
+    assert.ok(report.html.includes(`The ${photos} validation photos are too few to pick an epoch`));
+    assert.ok(!report.html.includes('best epoch') && !report.charts.learningCurves!.svg.includes('best epoch'));
+  });
+
+  it('says what to do next from the numbers: each weak class with its training photos and recall', () => {
+    const ev = input.evaluation;
+    const weak = ev.perClass.flatMap((m, c) => (m.recall !== null && m.recall < ev.top1 ? [{ m, c }] : []));
+    assert.ok(weak.length > 0, 'precondition: a class below the overall accuracy');
+    const section = report.html.slice(report.html.indexOf('<section id="next">'), report.html.indexOf('<section id="data">'));
+    for (const { m, c } of weak) {
+      const training = input.dataset.files.filter((f) => f.label === c && f.split !== 'test').length;
+      const hits = ev.confusion[c]![c]!;
+      const expected = `${m.label}: ${training} training photos, ${Math.round(m.recall! * 100)}% recall (${hits} of ${m.support} test photos`;
+      assert.ok(section.includes(escapeHtml(expected)), `${expected} in ${section}`);
+    }
+    assert.ok(section.includes(`The test score rests on ${ev.count} photos`), 'the size of the test set and what it can show');
+  });
+});
+
+describe('a class with no test photos', () => {
+  it('has no scores in the metrics, the CLI table, headswap.json and the report', async () => {
+    const c = partial.classes.indexOf(NASTY);
+    const ev = partial.evaluation;
+    assert.deepEqual(ev.perClass[c], { label: NASTY, support: 0, precision: null, recall: null, f1: null });
+    const present = ev.perClass.flatMap((m) => (m.f1 === null ? [] : [m.f1]));
+    assert.equal(present.length, partial.classes.length - 1);
+    assert.ok(Math.abs(ev.macroF1 - present.reduce((a, b) => a + b, 0) / present.length) < 1e-12, 'macro-F1 over the classes with test photos');
+
+    const row = formatEvaluation(ev).split('\n').find((l) => l.startsWith(NASTY)) ?? '';
+    assert.match(row, /\s0\s+–\s+–\s+–$/, row);
+
+    const saved = JSON.parse(await readFile(join(dir, 'partial.model', 'headswap.json'), 'utf8')) as ModelMetadata;
+    assert.deepEqual(saved.metrics.perClass[c], { label: NASTY, support: 0, precision: null, recall: null, f1: null });
+
+    const { html } = await renderReport(await reportFromModel(join(dir, 'partial.model')), { maxThumbnailsPerClass: 0 });
+    assert.ok(html.includes(`<tr class="untested"><th>${escapeHtml(NASTY)}</th><td>0</td><td colspan="3" class="none">no test photos</td></tr>`));
+    assert.equal(count(html, '>no test photos<'), 1, 'only that class');
+    assert.equal(count(html, 'class="bar-cell"'), 3 * (partial.classes.length - 1), 'the other classes keep their scores');
+    assert.ok(html.includes(escapeHtml(`1 of ${partial.classes.length} classes have no test photos (${NASTY})`)));
   });
 });
 
@@ -191,12 +272,30 @@ describe('renderReport on a minimal input', () => {
     const { html, charts } = await renderReport(minimal);
     assert.deepEqual(Object.keys(charts).sort(), ['confusion', 'learningCurves']);
     assert.ok(html.includes('No validation photos'));
+    assert.ok(!html.includes('best epoch'), 'without validation no epoch is called best');
     assert.ok(html.includes('No mistakes on the 1 test photos'));
     assert.ok(html.includes('None: every file in the folders was used'));
     assert.ok(!html.includes('<section id="compare">'));
     assert.equal(count(html, '<img '), 0);
     assert.equal(count(html, 'class="thumb-missing"'), 1);
     assert.ok(html.includes('no photos'), 'class b has no photo to show');
+  });
+});
+
+describe('renderReport on a clearly overfitting head', () => {
+  it('marks and names the best epoch when 400 validation photos show a sustained fall after it', async () => {
+    // Validation accuracy rises to 90% at epoch 10, then falls to 72% by epoch 20.
+    const history: EpochLog[] = Array.from({ length: 20 }, (_, i) => {
+      const epoch = i + 1;
+      const valAccuracy = Math.round((epoch <= 10 ? 0.5 + 0.04 * epoch : 0.9 - 0.018 * (epoch - 10)) * 400) / 400;
+      return { epoch, loss: 1 / epoch, accuracy: Math.min(1, 0.6 + epoch / 40), valLoss: 1.2 - valAccuracy, valAccuracy };
+    });
+    const files = Array.from({ length: 400 }, (_, i) => ({ path: join(dir, `gone-${i}.jpg`), label: i % 2, split: 'validation' as const }));
+    const clear: ReportInput = { ...input, classes: input.classes, dataset: { files, skipped: [] }, history, bestEpoch: 10, compare: undefined };
+    const { html, charts } = await renderReport(clear, { maxThumbnailsPerClass: 0 });
+    assert.ok(charts.learningCurves!.svg.includes('best epoch 10'));
+    assert.ok(html.includes('The dashed line marks epoch 10 of 20'));
+    assert.match(html, /is beyond noise above the \d+\.\d% the 10 later epochs averaged/);
   });
 });
 

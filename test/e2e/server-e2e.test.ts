@@ -89,7 +89,7 @@ describe('the page in a real browser', { skip: reason }, () => {
     assert.match(await page.locator('#model-info').innerText(), /7 classes \(dress, hat, pants, shoes, shorts, skirt, t-shirt\)/);
     onServer = await classifyOnPage(SHOE_1, 'server');
     assert.equal(onServer.top1, 'shoes');
-    assert.match(onServer.text, /shoe-1\.jpg[\s\S]*server · \d+ ms[\s\S]*shoes\s+\d+\.\d%/);
+    assert.match(onServer.text, /shoe-1\.jpg\s+by clothing7\s+server · \d+ ms[\s\S]*shoes\s+\d+\.\d%/);
     assert.equal(await page.locator('.result').first().locator('.bar').count(), 3, 'top 3 by default');
   });
 
@@ -131,6 +131,8 @@ describe('the page in a real browser', { skip: reason }, () => {
       await page.click('#add-class button[type="submit"]');
       const photos = (await readdir(join(CLOTHING7, 'train', c))).sort().slice(0, PHOTOS_PER_CLASS);
       await page.setInputFiles(`.class-card[data-class="${c}"] input.class-files`, photos.map((p) => join(CLOTHING7, 'train', c, p)));
+      // Each file is checked by its first bytes before it joins the class.
+      await page.waitForSelector(`.class-card[data-class="${c}"][data-photos="${PHOTOS_PER_CLASS}"]`);
       assert.equal(await page.locator(`.class-card[data-class="${c}"] .count`).innerText(), `${PHOTOS_PER_CLASS} photos`);
     }
     assert.ok(await page.isChecked('#job-compare'));
@@ -138,7 +140,7 @@ describe('the page in a real browser', { skip: reason }, () => {
     await page.waitForSelector('#job[data-status="done"] .accuracy', { timeout: 60_000 });
 
     const accuracy = await page.locator('.accuracy').innerText();
-    assert.match(accuracy, /^\d+\.\d% top-1 on \d+ held-out photos? \(95% CI \d+%–\d+%\)$/);
+    assert.match(accuracy, /^\d+\.\d% top-1 on \d+ held-out photos? \(95% CI \d+–\d+%\)$/);
     const headers = await page.locator('table.confusion thead th').allInnerTexts();
     assert.deepEqual(headers.slice(1), TRAIN_CLASSES);
     const testPhotos = Number(/on (\d+) held-out/.exec(accuracy)![1]);
@@ -148,19 +150,30 @@ describe('the page in a real browser', { skip: reason }, () => {
     const thumbs = await page.locator('table.confusion td img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0));
     assert.equal(thumbs.length, testPhotos);
     assert.ok(thumbs.every(Boolean), 'every thumbnail decoded');
-    assert.match(await page.locator('.compare .verdict').innerText(), /transfer learning/i);
+    // A handful of held-out photos cannot separate the two: the verdict says so rather than claim a gap in points.
+    const verdict = await page.locator('.compare .verdict').innerText();
+    assert.equal(await page.locator('.compare').getAttribute('data-decided'), 'false', verdict);
+    assert.match(verdict, new RegExp(`^${testPhotos} test photos?: too few to tell which is more accurate \\(measured \\d+\\.\\d% vs \\d+\\.\\d%, 95% CI \\d+–\\d+% for transfer learning, \\d+–\\d+% for the network trained from scratch\\); add photos or use cross-validation\\. Transfer learning took`));
+    assert.doesNotMatch(verdict, /points more accurate/);
     assert.equal(await page.locator('.compare .bar').count(), 2);
     const download = await page.locator('.actions a[download]').getAttribute('href');
     assert.match(download ?? '', /^\/v1\/models\/page-job-[0-9a-f]{8}\/download$/);
     await page.screenshot({ path: SCREENSHOT_TRAIN, fullPage: true });
 
+    const oldCards = await page.locator('.result').count();
+    assert.ok(oldCards > 0, 'results of the 7-class model are on the Classify tab');
     await page.click('#use-model');
     await page.waitForSelector('#panel-classify:not([hidden])');
     const modelId = download!.split('/')[3]!;
     assert.equal(await page.locator('#model-select').inputValue(), modelId);
+    assert.equal(await page.locator('#model-select option:checked').innerText(), 'page job (3 classes)', 'the given name, not the slug');
     assert.match(await page.locator('#model-info').innerText(), /3 classes \(hat, pants, shoes\)/);
+    // The 7-class model's cards do not stay under the 3-class model.
+    assert.equal(await page.locator('.result').count(), 0);
+    assert.match(await page.locator('#results-note').innerText(), /^The results of "clothing7" were cleared: you switched to "page job"\.$/);
     const shown = await classifyOnPage(SHOE_2, 'server');
     assert.equal(shown.top1, 'shoes');
+    assert.equal(await page.locator('.result').first().getAttribute('data-model'), modelId);
   });
 
   it('loaded nothing from outside the server and logged no errors', () => {

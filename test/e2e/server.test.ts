@@ -177,7 +177,7 @@ describe('classify', () => {
 
   it('refuses bad requests with a 4xx and a one-line JSON error', async () => {
     const jpeg = await readFile(SHOE_1);
-    await assertRefused(await classify('clothing', 'just some text'), 415, /not a JPEG, PNG, WebP, GIF, AVIF or TIFF image \(checked by content/);
+    await assertRefused(await classify('clothing', 'just some text'), 415, /^'request body' is not a photo headswap can read \(JPEG, PNG, WebP, GIF, AVIF, TIFF; checked by content/);
     await assertRefused(await classify('clothing', jpeg.subarray(0, jpeg.length / 3)), 400, /cannot decode image/);
     await assertRefused(await classify('clothing', new Uint8Array(pixelBombPng(20000, 20000)), 'image/png'), 413, /20000x20000 pixels is over the server's limit/);
     const big = Buffer.concat([jpeg, Buffer.alloc(MAX_IMAGE_BYTES)]);
@@ -289,9 +289,11 @@ describe('training jobs', () => {
     await assertRefused(await fetch(`${server.url}/v1/jobs`, { method: 'POST', body: few }), 400, /class 'shoes' has 2 photo\(s\); give each class at least 3/);
     const text = await formOf([...Array.from({ length: 3 }, () => ['hat', HAT_1] as const), ['shoes', SHOE_1]]);
     text.append('shoes', new Blob(['not a photo']), 'fake.jpg');
-    await assertRefused(await fetch(`${server.url}/v1/jobs`, { method: 'POST', body: text }), 415, /'fake.jpg': not a JPEG/);
+    await assertRefused(await fetch(`${server.url}/v1/jobs`, { method: 'POST', body: text }), 415, /^'fake.jpg' is not a photo headswap can read \(JPEG, PNG, WebP, GIF, AVIF, TIFF/);
     const cut = await fetch(`${server.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=abc' }, body: '--abc\r\nContent-Disposition: form-data; name="hat"; filename="a.jpg"\r\n\r\n' });
     await assertRefused(cut, 400, /^malformed multipart\/form-data body/);
+    const badQuality = await formOf([...Array.from({ length: 3 }, () => ['hat', HAT_1] as const), ...Array.from({ length: 3 }, () => ['shoes', SHOE_1] as const)], { quality: 'ultra' });
+    await assertRefused(await fetch(`${server.url}/v1/jobs`, { method: 'POST', body: badQuality }), 400, /^field 'quality' is 'ultra'; use one of auto, plain, fast, balanced, best$/);
     assert.deepEqual(await readdir(join(dataDir, 'jobs')), []);
   });
 
@@ -316,12 +318,19 @@ describe('training jobs', () => {
     assert.equal(final.status, 'done', final.error);
     first = final;
     const steps = new Set(events.flatMap((e) => (e.type === 'progress' ? [e.progress.step] : [])));
-    assert.ok(steps.has('computing features'), [...steps].join(', '));
+    assert.ok(steps.has('computing features (one backbone pass per photo)'), [...steps].join(', '));
     // Every phase is its own step with its unit: the head's epochs too, not "computing features".
     const units = new Set(events.flatMap((e) => (e.type === 'progress' && e.progress.unit ? [e.progress.unit] : [])));
     assert.ok(units.has('epochs') && units.has('images'), [...units].join(', '));
-    assert.ok([...steps].some((st) => st.startsWith('head')), [...steps].join(', '));
-    assert.ok(steps.has('from scratch: training from scratch'), [...steps].join(', '));
+    assert.ok([...steps].some((st) => st.startsWith('training the head on mobilenet')), [...steps].join(', '));
+    // The comparison's transfer run and its CNN are named as parts of the comparison.
+    assert.ok([...steps].some((st) => st.startsWith('comparison, transfer learning: computing features')), [...steps].join(', '));
+    assert.ok(steps.has('comparison: training from scratch'), [...steps].join(', '));
+    assert.ok(!steps.has('features') && ![...steps].some((st) => st.startsWith('head')), 'no raw library step names');
+    // A counted step moves: the head's epochs rise within their step (15 photos are one batch of features, one event).
+    const epochs = events.flatMap((e) => (e.type === 'progress' && e.progress.step.startsWith('training the head on') ? [e.progress.done] : []));
+    assert.ok(epochs.some((d, i) => i > 0 && d > epochs[i - 1]!), epochs.join(','));
+    assert.equal(first.quality, 'auto', 'no quality field: the default');
     const r = final.result!;
     assert.equal(r.modelId, `hats-shoes-${first.id}`);
     assert.deepEqual(r.classes, ['chapeau é', 'pants', 'shoes']);
@@ -337,6 +346,8 @@ describe('training jobs', () => {
 
     const model = await jsonOf<ModelDetail>(await fetch(`${server.url}/v1/models/${r.modelId}`));
     assert.equal(model.source, 'trained');
+    assert.equal(model.name, 'Hats & shoes', 'the name typed in, not the slug');
+    assert.equal(r.compare!.testPhotos, r.testPhotos);
     assert.deepEqual(model.labels, ['chapeau é', 'pants', 'shoes']);
     const report = await fetch(`${server.url}${model.links.report}`);
     assert.equal(report.status, 200);
@@ -361,10 +372,12 @@ describe('training jobs', () => {
       ...Array.from({ length: 3 }, () => ['hat', HAT_1] as [string, string]),
       ...Array.from({ length: 3 }, (_, i) => ['shoes', i % 2 ? SHOE_1 : SHOE_2] as [string, string]),
     ];
-    const post = async (name: string, compare: boolean): Promise<Response> => fetch(`${server.url}/v1/jobs`, { method: 'POST', body: await formOf(files, { name, compare: String(compare) }) });
+    const post = async (name: string, compare: boolean, quality = 'auto'): Promise<Response> =>
+      fetch(`${server.url}/v1/jobs`, { method: 'POST', body: await formOf(files, { name, compare: String(compare), quality }) });
     // The comparison keeps the first job running for a few seconds: the second waits, the third is refused.
     busy = await jsonOf<JobView>(await post('busy', true));
-    waiting = await jsonOf<JobView>(await post('waiting', false));
+    waiting = await jsonOf<JobView>(await post('waiting', false, 'plain'));
+    assert.equal(waiting.quality, 'plain');
     assert.equal(waiting.status, 'queued');
     assert.equal(waiting.position, 1, 'the running job is ahead of it');
     await assertRefused(await post('refused', false), 429, /the training queue is full \(1 jobs waiting\)/);
@@ -381,6 +394,9 @@ describe('training jobs', () => {
     server = await startHeadswap({ dataDir, models: [modelDir], cacheDir, limits: { maxImageBytes: MAX_IMAGE_BYTES, maxQueuedJobs: 1 } });
     const { final } = await followEvents(`${server.url}/v1/jobs/${waiting.id}/events`);
     assert.equal(final.status, 'done', final.error);
+    // The quality chosen on the page is the one the model was trained at.
+    const metadata = JSON.parse(await readFile(join(dataDir, 'models', final.result!.modelId, 'headswap.json'), 'utf8')) as { training?: { quality?: { name: string; chosenBy?: string } } };
+    assert.deepEqual([metadata.training?.quality?.name, metadata.training?.quality?.chosenBy], ['plain', undefined], 'plain, not auto (which records chosenBy)');
     const finished = await jsonOf<JobView>(await fetch(`${server.url}/v1/jobs/${busy.id}`));
     assert.equal(finished.status, 'done', finished.error);
     // The same photo in several splits: reported, by its path inside the job only.
@@ -393,6 +409,13 @@ describe('training jobs', () => {
     assert.equal(again.result!.modelId, first.result!.modelId);
     const { jobs } = await jsonOf<{ jobs: JobView[] }>(await fetch(`${server.url}/v1/jobs`));
     assert.deepEqual(jobs.map((j) => j.name), ['waiting', 'busy', 'Hats & shoes'], 'newest first');
+    // Names come back from the jobs after a restart; a command-line model is named by its folder.
+    assert.deepEqual(Object.fromEntries(models.map((m) => [m.id, m.name])), {
+      clothing: 'clothing',
+      [first.result!.modelId]: 'Hats & shoes',
+      [finished.result!.modelId]: 'busy',
+      [final.result!.modelId]: 'waiting',
+    });
     assert.ok(jobs.every((j) => j.result?.testThumbnails.length === 0), 'the list leaves thumbnails out');
   });
 });

@@ -235,7 +235,7 @@ describe('train end to end on real photos', () => {
   });
 
   it('refuses an existing output folder unless forced, before any work', async () => {
-    await assert.rejects(train({ data, testDir, cacheDir }), (err: unknown) => err instanceof HeadswapError && /already exists; .*--force/.test(err.message));
+    await assert.rejects(train({ data, testDir, cacheDir }), (err: unknown) => err instanceof HeadswapError && /already exists; choose another out or pass force: true/.test(err.message));
     const forced = await train({ data, testDir, cacheDir, force: true, seed: 4 });
     assert.equal(forced.out, first.out);
     assert.ok(!(await readdir(dir)).some((f) => f.includes('.tmp-')), 'no temp folders left');
@@ -271,7 +271,7 @@ describe('train end to end on real photos', () => {
     assert.ok(Math.abs(mean - cv.top1.mean) < 1e-12);
     assert.ok(cv.top1.mean > 0.5 && cv.top1.std >= 0);
     assert.deepEqual(cv.topK.map((t) => t.k), [1, 2, 3]);
-    await assert.rejects(train({ data, testDir, cacheDir, out: false, cv: 11 }), /--cv 11: class '.*' has only 10 photo/);
+    await assert.rejects(train({ data, testDir, cacheDir, out: false, cv: 11 }), /cv: 11 asks for 11 folds, but class '.*' has only 10 photo/);
 
     const store = openRunStore(cacheDir);
     const runs = store.listRuns();

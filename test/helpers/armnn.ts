@@ -98,6 +98,8 @@ export interface Diff {
   readonly maxSteps: number;
   /** Fraction of values on the same grid point. */
   readonly identical: number;
+  /** Fraction of values at most one grid step apart (a tie rounded the other way). */
+  readonly withinOneStep: number;
 }
 
 export function diff(a: ArrayLike<number>, b: ArrayLike<number>, step: number): Diff {
@@ -105,11 +107,13 @@ export function diff(a: ArrayLike<number>, b: ArrayLike<number>, step: number): 
   let max = 0;
   let sum = 0;
   let same = 0;
+  let near = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i]! - b[i]!);
     max = Math.max(max, d);
     sum += d;
     if (d < step / 2) same++;
+    if (d < 1.5 * step) near++;
   }
-  return { maxAbsDiff: +max.toPrecision(4), meanAbsDiff: +(sum / a.length).toPrecision(4), step: +step.toPrecision(6), maxSteps: Math.round(max / step), identical: +(same / a.length).toFixed(4) };
+  return { maxAbsDiff: +max.toPrecision(4), meanAbsDiff: +(sum / a.length).toPrecision(4), step: +step.toPrecision(6), maxSteps: Math.round(max / step), identical: +(same / a.length).toFixed(4), withinOneStep: +(near / a.length).toFixed(5) };
 }

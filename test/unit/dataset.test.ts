@@ -204,7 +204,7 @@ describe('scanDataset', () => {
     assert.ok(p1 && p2);
     await putPhoto(p1, join(flat, 'a.jpg'));
     await putPhoto(p2, join(flat, 'b.jpg'));
-    await rejectsHeadswap(scanDataset(flat), /has no class sub-folders; put images in '.*\/<class>\/…'/);
+    await rejectsHeadswap(scanDataset(flat), /holds 2 image\(s\) but no class sub-folders; put each class's photos in a sub-folder named after the class: '.*\/cat\/\*\.jpg', '.*\/dog\/\*\.jpg'$/);
 
     const oneClass = await tempRoot();
     await mkdir(join(oneClass, 'dress'));
@@ -367,11 +367,11 @@ describe('splitDataset', async () => {
   });
 
   test('too-small classes and bad percentages are HeadswapErrors naming the fix', () => {
-    throwsHeadswap(() => splitDataset(synthetic([10, 2]), ['a', 'few'], DEFAULTS), /class 'few' has 2 image\(s\); it needs at least 3 .*add photos or give a separate --test-dir/);
+    throwsHeadswap(() => splitDataset(synthetic([10, 2]), ['a', 'few'], DEFAULTS), /class 'few' has 2 image\(s\); it needs at least 3 .*add photos or give a separate testDir/);
     throwsHeadswap(() => splitDataset(synthetic([10, 0]), ['a', 'none'], DEFAULTS), /class 'none' has 0 image\(s\)/);
     throwsHeadswap(() => splitDataset(synthetic([10, 10]), ['a', 'b'], { ...DEFAULTS, valPct: 60, testPct: 40 }), /make their sum less than 100/);
-    throwsHeadswap(() => splitDataset(synthetic([10, 10]), ['a', 'b'], { ...DEFAULTS, valPct: -1 }), /--val-pct -1 is out of range/);
-    throwsHeadswap(() => splitDataset(synthetic([10, 10]), ['a', 'b'], { ...DEFAULTS, testPct: Number.NaN }), /--test-pct NaN is out of range/);
+    throwsHeadswap(() => splitDataset(synthetic([10, 10]), ['a', 'b'], { ...DEFAULTS, valPct: -1 }), /valPct: -1 is out of range/);
+    throwsHeadswap(() => splitDataset(synthetic([10, 10]), ['a', 'b'], { ...DEFAULTS, testPct: Number.NaN }), /testPct: NaN is out of range/);
   });
 
   test('a percentage of 0 turns that split off', () => {

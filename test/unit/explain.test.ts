@@ -6,14 +6,18 @@ import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Backbone } from '../../src/backbone/backbone.js';
+import { ModelExplainer } from '../../src/explain/cam.js';
 import { defaultOut, explain, explainImage, type ExplainResult } from '../../src/explain/explain.js';
+import { loadClassifier } from '../../src/export/classifier.js';
+import { train } from '../../src/pipeline/train.js';
 import { filterGrid, firstConvolution, type FirstConvolution } from '../../src/explain/filters.js';
 import { constantTensors, decodeTensor } from '../../src/explain/tensors.js';
 import { loadRgb } from '../../src/image/preprocess.js';
 import type { RgbImage } from '../../src/image/types.js';
 import { PIXELS, keepOutputs } from '../../src/onnx/edit.js';
 import { DataType, attr, encodeModel, floatTensor, node, valueInfo, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/proto.js';
-import { SHOE_1 } from '../helpers/images.js';
+import { copySubset } from '../helpers/dataset.js';
+import { HAT_1, SHOE_1, SHOE_2 } from '../helpers/images.js';
 import { expectOneLine } from '../helpers/assert.js';
 
 let dir: string;
@@ -272,5 +276,92 @@ describe('other models', () => {
     await expectOneLine(explainImage(text, { base: backbone }), /notes\.jpg: not a readable image/);
     await expectOneLine(explain(SHOE_1, { base: backbone, out: join(dir, 'x.jpg') }), /x\.jpg: the output must be a \.png file/);
     await expectOneLine(explainImage(SHOE_1, { base: backbone, channels: 0 }), /channels must be a whole number/);
+  });
+});
+
+describe('class activation maps of a trained model', () => {
+  const CLASSES = ['hat', 'shoes', 't-shirt'];
+  let modelDir: string;
+  let explainer: ModelExplainer;
+
+  before(async () => {
+    // A linear head on one backbone, trained on a few real photos per class: seconds, no shared cache.
+    await copySubset('train', CLASSES, 8, join(dir, 'photos'));
+    modelDir = join(dir, 'photos.model');
+    await train({ data: join(dir, 'photos'), out: modelDir, base: 'mobilenet_v2', quality: 'plain', cacheDir: join(dir, 'cache'), record: false, seed: 0 });
+    explainer = await ModelExplainer.load(modelDir, { threads: 1 });
+  });
+  after(async () => {
+    await explainer?.release();
+  });
+
+  it("the map's mean plus the bias is the model's own logit, and their softmax its probabilities (model.onnx's numbers)", async () => {
+    const classifier = await loadClassifier(modelDir, { threads: 1 });
+    try {
+      for (const file of [SHOE_1, HAT_1]) {
+        const photo = await explainer.loadImage(file);
+        const e = await explainer.explain(photo, CLASSES);
+        assert.equal(e.method, 'cam');
+        assert.equal(e.tta, false);
+        assert.deepEqual(new Set(e.classes.map((c) => c.label)), new Set(CLASSES));
+        const logits = new Float64Array(CLASSES.length);
+        for (const c of e.classes) {
+          const [member] = c.members;
+          assert.equal(c.members.length, 1);
+          assert.equal(member!.views.length, 1);
+          const view = member!.views[0]!;
+          assert.equal(view.map.data.length, 7 * 7);
+          const mean = view.map.data.reduce((a, b) => a + b, 0) / view.map.data.length;
+          assert.ok(Math.abs(mean + view.bias - view.logit) < 1e-4, `${file} ${c.label}: mean ${mean} + bias ${view.bias} vs logit ${view.logit}`);
+          // The map is not flat: it says where, not only how much.
+          assert.ok(Math.max(...view.map.data) - Math.min(...view.map.data) > 0.1, `${c.label}: a flat map`);
+          logits[c.index] = mean + view.bias;
+        }
+        // Probabilities from a plain session of the untouched model.onnx, as `predict` computes them.
+        const [p] = await classifier.predict(file);
+        const z = Math.max(...logits);
+        const sum = logits.reduce((a, v) => a + Math.exp(v - z), 0);
+        logits.forEach((v, i) => assert.ok(Math.abs(Math.exp(v - z) / sum - p!.probabilities[i]!) < 1e-4, `${file} class ${i}`));
+        assert.equal(e.classes[0]!.index, p!.top[0]!.index, 'the predicted class comes first');
+      }
+    } finally {
+      await classifier.release();
+    }
+  });
+
+  it("the peak of the map for 'shoes' is where a real shoe is pasted onto a blank canvas", async () => {
+    const [w, h] = [224, 224];
+    const shoe = await sharp(SHOE_2).resize(112, 112, { fit: 'cover' }).toBuffer();
+    for (const [left, top] of [[0, 0], [112, 112], [112, 0]] as const) {
+      const { data } = await sharp({ create: { width: w, height: h, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+        .composite([{ input: shoe, left, top }])
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const e = await explainer.explain({ width: w, height: h, data: new Uint8Array(data) }, ['shoes']);
+      const map = e.classes.find((c) => c.label === 'shoes')!.map;
+      const peak = map.data.indexOf(Math.max(...map.data));
+      // Cell centres in pixels: cell i of 7 covers 32 pixels.
+      const [x, y] = [((peak % map.width) + 0.5) * (w / map.width), (Math.floor(peak / map.width) + 0.5) * (h / map.height)];
+      assert.ok(x >= left && x < left + 112 && y >= top && y < top + 112, `shoe at (${left},${top}): peak at (${x},${y})`);
+    }
+  });
+
+  it("explain() with the model writes the class picture next to the sheet, and its page shows it", async () => {
+    const out = join(dir, 'with-model.png');
+    const r = await explain(SHOE_1, { model: explainer, classes: ['hat'], out });
+    assert.equal(r.classesPath, join(dir, 'with-model.classes.png'));
+    const meta = await sharp(await readFile(r.classesPath!)).metadata();
+    assert.equal(meta.format, 'png');
+    assert.equal(meta.width, r.classMaps!.width);
+    assert.deepEqual(r.classMaps!.classes.map((c) => c.label).slice(1), ['hat']);
+    assert.match(await readFile(r.htmlPath, 'utf8'), /Why the model says '[\w-]+'/);
+  });
+
+  it('one-line errors: unknown class (names the classes), a folder without headswap.json, a backbone with no map', async () => {
+    const photo = await explainer.loadImage(SHOE_1);
+    await expectOneLine(explainer.explain(photo, ['cap']), /class 'cap' is not one of the model's classes: hat, shoes, t-shirt/);
+    await expectOneLine(ModelExplainer.load(join(dir, 'photos')), /photos: has no headswap\.json/);
+    await expectOneLine(ModelExplainer.load(join(dir, 'missing.model')), /missing\.model: cannot open the model folder/);
   });
 });

@@ -6,8 +6,9 @@ import { loadRgb, packBatch } from '../../src/image/preprocess.js';
 import { createRng, normal } from '../../src/util/random.js';
 import { exportClassifierGraph, exportEnsembleGraph } from '../../src/export/graph.js';
 import { mergeModels } from '../../src/onnx/merge.js';
+import { makePortable } from '../../src/onnx/portable.js';
 import { sessionOptions } from '../../src/runtime/session.js';
-import { node, onnx } from '../../src/onnx/proto.js';
+import { createModel, decodeModel, node, type ModelProto } from '../../src/onnx/proto.js';
 import { averageProbabilities, predictHead, standardization } from '../../src/head/train.js';
 import type { HeadWeights } from '../../src/head/weights.js';
 import { DRESS_1, HAT_1, SHOE_1 } from '../helpers/images.js';
@@ -114,10 +115,76 @@ describe('exportEnsembleGraph', () => {
   });
 });
 
+describe('the portable export', () => {
+  let head: HeadWeights;
+  let portable: ModelProto;
+  let bytes: Uint8Array;
+  before(() => {
+    head = randomHead();
+    bytes = exportClassifierGraph(backbone.featureModel(), head, { tta: true, portable: true });
+    portable = decodeModel(bytes, 'portable');
+  });
+  const domains = (m: ModelProto): string[] => m.opsetImport.map((o) => o.domain ?? '').sort();
+  const int64s = (m: ModelProto, name: string): number[] => {
+    const t = m.graph!.initializer!.find((x) => x.name === name);
+    assert.ok(t?.rawData, `initializer ${name}`);
+    return [...new BigInt64Array(Uint8Array.from(t.rawData).buffer)].map(Number);
+  };
+
+  it('holds only default-domain operators, declares only the default domain, and stores no integer weights behind a node', () => {
+    // The bundled int8 network itself uses com.microsoft QLinearAdd and declares six domains.
+    assert.ok(backbone.graph().graph!.node!.some((n) => n.domain === 'com.microsoft'));
+    const nodes = portable.graph!.node!;
+    assert.deepEqual([...new Set(nodes.map((n) => n.domain ?? ''))], ['']);
+    assert.deepEqual(domains(portable), ['']);
+    assert.ok(!nodes.some((n) => n.opType!.startsWith('QLinear')), 'no QLinear* operator');
+    const stored = new Set(portable.graph!.initializer!.map((t) => t.name));
+    assert.ok(!nodes.some((n) => n.opType === 'DequantizeLinear' && stored.has(n.input![0])), 'weights are float initializers');
+    assert.ok(nodes.some((n) => n.opType === 'QuantizeLinear'), 'activations stay on their 8-bit grid');
+  });
+
+  it('mirrors without a negative-step Slice and runs the head as Gemm with transB', () => {
+    for (const n of portable.graph!.node!.filter((x) => x.opType === 'Slice')) {
+      const steps = n.input![4];
+      if (steps) assert.ok(int64s(portable, steps).every((s) => s > 0), `Slice ${n.name} steps ${int64s(portable, steps)}`);
+    }
+    assert.ok(!portable.graph!.node!.some((n) => n.opType === 'Gather' && n.input![0] === 'pixels'), 'no Gather of several columns either');
+    const gemms = portable.graph!.node!.filter((n) => n.opType === 'Gemm');
+    assert.equal(gemms.length, 1);
+    assert.equal(gemms[0]!.attribute!.find((a) => a.name === 'transB')?.i, 1);
+    assert.deepEqual(portable.graph!.initializer!.find((t) => t.name === gemms[0]!.input![1])!.dims!.map(Number), [3, d]);
+  });
+
+  it('refuses an operator of onnxruntime\'s own it has no standard equivalent for, naming it', () => {
+    const m = backbone.featureModel();
+    m.graph!.node!.push({ ...node('FusedConv', ['features'], ['other']), domain: 'com.microsoft' });
+    m.graph!.output!.push({ name: 'other' });
+    assert.throws(() => makePortable(m), /operator com\.microsoft\.FusedConv, which the portable export has no standard ONNX equivalent for; train without portable/);
+  });
+
+  it('the default export declares only the domains it uses', () => {
+    const fast = decodeModel(exportClassifierGraph(backbone.featureModel(), head, { tta: true }), 'default');
+    assert.ok(backbone.graph().opsetImport.length > 2);
+    assert.deepEqual(domains(fast), ['', 'com.microsoft']);
+  });
+
+  it('runs on onnxruntime close to the integer graph, the mirror included', async () => {
+    const probs = await runGraph(bytes);
+    const a = predictHead(head, plain, FILES.length);
+    const b = predictHead(head, flipped, FILES.length);
+    const reference = a.map((v, i) => (v + b[i]!) / 2);
+    // Float arithmetic puts some activations on the neighbouring 8-bit step where the integer
+    // kernels round the other way, and 52 layers compound it (bench/README.md, "Portable export"),
+    // so this random head's probabilities move by up to about 0.2; a wrong weight or bias moves them more.
+    assert.ok(maxAbsDiff(probs, reference) < 0.3, `diff ${maxAbsDiff(probs, reference)}`);
+    assert.ok(maxAbsDiff(probs, a) > 1e-3, 'the mirror must contribute');
+  });
+});
+
 describe('mergeModels', () => {
   /** A one-node model: y = op(x) at the given default opset. */
-  function tiny(op: string, opset: number, input = 'x'): ReturnType<typeof onnx.ModelProto.fromObject> {
-    return onnx.ModelProto.fromObject({
+  function tiny(op: string, opset: number, input = 'x'): ModelProto {
+    return createModel({
       irVersion: 7,
       opsetImport: [{ domain: '', version: opset }],
       graph: {

@@ -670,7 +670,7 @@ describe('FeatureCache.prune', () => {
 
   test('refuses no selector and an unknown backbone with one line', async () => {
     const { cache } = await pruneFixture();
-    assertHeadswapError(() => cache.prune({}), /needs at least one of --backbone, --older-than, --max-mb/);
+    assertHeadswapError(() => cache.prune({}), /needs at least one of backbone, olderThanDays, maxMb/);
     assertHeadswapError(() => cache.prune({ backbone: 'resnet50' }), /^no cached backbone matches 'resnet50'; 'headswap cache' lists them/);
     assertHeadswapError(() => cache.prune({ backbone: 'aaa' }), /no cached backbone matches 'aaa'/); // prefixes need 4 digits
     assert.equal(cache.count(), 300);

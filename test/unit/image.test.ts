@@ -6,7 +6,8 @@ import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { IMAGENET_CROP_224 } from '../../src/backbone/zoo.js';
 import { HeadswapError } from '../../src/errors.js';
-import { loadRgb, packBatch } from '../../src/image/preprocess.js';
+import { checkImage, decodePixels, loadRgb, packBatch } from '../../src/image/preprocess.js';
+import { flattenOnWhite, modelInput, placement, resizeRgb } from '../../src/image/resize.js';
 import type { Preprocessing } from '../../src/image/types.js';
 import { SHOE_1, writeBrokenFiles } from '../helpers/images.js';
 
@@ -102,6 +103,14 @@ describe('loadRgb', () => {
     await assert.rejects(loadRgb(`${dir}/missing.jpg`, IMAGENET_CROP_224), /missing\.jpg: cannot read/);
   });
 
+  it('reads a JPEG missing only its end marker, and still refuses one cut inside its scans', async () => {
+    const jpeg = await sharp(SHOE_1).jpeg({ quality: 90 }).toBuffer();
+    const whole = await loadRgb({ name: 'whole.jpg', data: jpeg }, IMAGENET_CROP_224);
+    const noEnd = await loadRgb({ name: 'no-end.jpg', data: jpeg.subarray(0, jpeg.length - 2) }, IMAGENET_CROP_224);
+    assert.deepEqual(noEnd.data, whole.data);
+    await assert.rejects(loadRgb({ name: 'cut.jpg', data: jpeg.subarray(0, Math.floor(jpeg.length * 0.9)) }, IMAGENET_CROP_224), /^HeadswapError: cut\.jpg: cannot decode image/);
+  });
+
   it('refuses by pixel count from the header, and the limit is adjustable', async () => {
     await assert.rejects(loadRgb(SHOE_1, IMAGENET_CROP_224, { pixelLimit: 1000 }), /120x160 pixels is over the limit of 1000/);
   });
@@ -112,5 +121,125 @@ describe('loadRgb', () => {
     const batch = packBatch([a, b]);
     assert.equal(batch.length, 2 * a.data.length);
     assert.deepEqual(batch.subarray(a.data.length), b.data);
+  });
+});
+
+/**
+ * An independent reading of the filter in float arithmetic: Pillow's antialiased bilinear
+ * (triangle of half-width max(1, scale) around each output centre), weights normalized, no fixed
+ * point and no rounding between the passes.
+ */
+function referenceResize(src: Uint8Array, w: number, h: number, ow: number, oh: number): Float64Array {
+  const weights = (n: number, m: number): { lo: number; w: number[] }[] =>
+    Array.from({ length: m }, (_, i) => {
+      const scale = n / m;
+      const fs = Math.max(1, scale);
+      const center = (i + 0.5) * scale;
+      const taps: number[] = [];
+      const lo = Math.max(0, Math.floor(center - fs + 0.5));
+      for (let j = lo; j < Math.min(n, Math.floor(center + fs + 0.5)); j++) taps.push(Math.max(0, 1 - Math.abs((j + 0.5 - center) / fs)));
+      const total = taps.reduce((a, b) => a + b, 0);
+      return { lo, w: taps.map((t) => t / total) };
+    });
+  const wx = weights(w, ow);
+  const wy = weights(h, oh);
+  const tmp = new Float64Array(h * ow * 3);
+  for (let y = 0; y < h; y++) for (let i = 0; i < ow; i++) for (let c = 0; c < 3; c++) tmp[(y * ow + i) * 3 + c] = wx[i]!.w.reduce((s, k, t) => s + k * src[(y * w + wx[i]!.lo + t) * 3 + c]!, 0);
+  const out = new Float64Array(oh * ow * 3);
+  for (let j = 0; j < oh; j++) for (let i = 0; i < ow * 3; i++) out[j * ow * 3 + i] = wy[j]!.w.reduce((s, k, t) => s + k * tmp[(wy[j]!.lo + t) * ow * 3 + i]!, 0);
+  return out;
+}
+
+describe('the shared resize (src/image/resize.ts)', () => {
+  let photo: { width: number; height: number; rgb: Uint8Array };
+  it('decodes a real photo at its own size', async () => {
+    const decoded = await decodePixels(await checkImage(SHOE_1));
+    assert.deepEqual([decoded.width, decoded.height, decoded.channels], [120, 160, 3]);
+    photo = { width: decoded.width, height: decoded.height, rgb: flattenOnWhite(decoded) };
+  });
+
+  it('is the identity at the same size', () => {
+    assert.deepEqual(resizeRgb(photo.rgb, photo.width, photo.height, photo.width, photo.height), photo.rgb);
+  });
+
+  it('keeps a flat colour exactly, shrinking or enlarging', () => {
+    const flat = new Uint8Array(37 * 23 * 3).map((_, i) => [201, 7, 130][i % 3]!);
+    for (const [ow, oh] of [[5, 3], [224, 301], [37, 1], [100, 23]] as const) {
+      const out = resizeRgb(flat, 37, 23, ow, oh);
+      assert.ok(out.every((v, i) => v === [201, 7, 130][i % 3]), `${ow}x${oh}`);
+    }
+  });
+
+  it('is the float filter to within rounding, on a real photo and on noise, both directions', () => {
+    let seed = 7;
+    const noise = new Uint8Array(97 * 61 * 3).map(() => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 24));
+    const cases = [
+      { src: photo.rgb, w: 120, h: 160, ow: 256, oh: 341 },
+      { src: photo.rgb, w: 120, h: 160, ow: 41, oh: 29 },
+      { src: noise, w: 97, h: 61, ow: 13, oh: 200 },
+    ];
+    for (const { src, w, h, ow, oh } of cases) {
+      const out = resizeRgb(src, w, h, ow, oh);
+      const ref = referenceResize(src, w, h, ow, oh);
+      // Two roundings (after each pass) and 22-bit weights: at most 1 level from the exact value, apart from the double rounding.
+      const worst = out.reduce((m, v, i) => Math.max(m, Math.abs(v - ref[i]!)), 0);
+      assert.ok(worst <= 1.5, `${w}x${h} -> ${ow}x${oh}: ${worst}`);
+    }
+  });
+
+  it('averages when it shrinks (antialiased), where point sampling would miss thin lines', () => {
+    // One white column in four: shrunk 4x, every output is about a quarter white.
+    const w = 64;
+    const h = 8;
+    const lines = new Uint8Array(w * h * 3).map((_, i) => (Math.floor(i / 3) % w) % 4 === 0 ? 255 : 0);
+    const out = resizeRgb(lines, w, h, w / 4, h);
+    // Away from the left and right edges, where the filter is cut off.
+    const inner = Array.from(out).filter((_, i) => Math.floor(i / 3) % (w / 4) !== 0 && Math.floor(i / 3) % (w / 4) !== w / 4 - 1);
+    assert.equal(inner.length, h * (w / 4 - 2) * 3);
+    assert.ok(inner.every((v) => Math.abs(v - 255 / 4) <= 1), `${inner.filter((v) => Math.abs(v - 255 / 4) > 1).slice(0, 6)}`);
+  });
+
+  it('computes only the crop window, with the same bytes as resizing the whole photo and cutting', () => {
+    const place = placement(120, 160, IMAGENET_CROP_224);
+    assert.deepEqual(place.resized, [256, 341]);
+    const { left, top, width, height } = place.window;
+    const whole = resizeRgb(photo.rgb, 120, 160, 256, 341);
+    const cut = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) cut.set(whole.subarray(((top + y) * 256 + left) * 3, ((top + y) * 256 + left + width) * 3), y * width * 3);
+    assert.deepEqual(resizeRgb(photo.rgb, 120, 160, 256, 341, place.window), cut);
+    assert.deepEqual(modelInput({ width: 120, height: 160, channels: 3, data: photo.rgb }, IMAGENET_CROP_224), cut);
+  });
+
+  it('letterboxes (pad) on black and squashes to the exact size', () => {
+    const pad = modelInput({ width: 120, height: 160, channels: 3, data: photo.rgb }, { ...IMAGENET_CROP_224, resize: 'pad' });
+    const place = placement(120, 160, { ...IMAGENET_CROP_224, resize: 'pad' });
+    assert.deepEqual(place.resized, [168, 224]);
+    assert.deepEqual(place.offset, [28, 0]);
+    for (const x of [0, 27, 196, 223]) assert.deepEqual([...pad.subarray((100 * 224 + x) * 3, (100 * 224 + x) * 3 + 3)], [0, 0, 0], `column ${x}`);
+    assert.ok(pad.subarray((100 * 224 + 28) * 3, (100 * 224 + 196) * 3).some((v) => v > 0), 'the photo between the bars');
+    const squash = modelInput({ width: 120, height: 160, channels: 3, data: photo.rgb }, { ...IMAGENET_CROP_224, resize: 'squash' });
+    assert.deepEqual(squash, resizeRgb(photo.rgb, 120, 160, 224, 224));
+  });
+
+  it('flattens transparency onto white as round(c * a / 255) + 255 - a', () => {
+    const rgba = Uint8Array.from([10, 20, 30, 0, 10, 20, 30, 255, 0, 255, 100, 128, 200, 1, 77, 51]);
+    const rgb = flattenOnWhite({ width: 4, height: 1, channels: 4, data: rgba });
+    for (let p = 0; p < 4; p++) {
+      const a = rgba[p * 4 + 3]!;
+      for (let c = 0; c < 3; c++) assert.equal(rgb[p * 3 + c], Math.round((rgba[p * 4 + c]! * a) / 255) + 255 - a, `pixel ${p} channel ${c}`);
+    }
+    assert.deepEqual([...rgb.subarray(0, 6)], [255, 255, 255, 10, 20, 30]);
+  });
+
+  it('is what loadRgb gives, from the decoded photo; flip mirrors it', async () => {
+    const decoded = { width: 120, height: 160, channels: 3 as const, data: photo.rgb };
+    assert.deepEqual((await loadRgb(SHOE_1, IMAGENET_CROP_224)).data, modelInput(decoded, IMAGENET_CROP_224));
+    assert.deepEqual((await loadRgb(SHOE_1, IMAGENET_CROP_224, { flip: true })).data, modelInput(decoded, IMAGENET_CROP_224, true));
+  });
+
+  it('stays close to libvips\' own bilinear resize on a real photo (the same picture, another kernel)', async () => {
+    const vips = await sharp(Buffer.from(photo.rgb), { raw: { width: 120, height: 160, channels: 3 } }).resize(60, 80, { kernel: 'linear' }).raw().toBuffer();
+    const mine = resizeRgb(photo.rgb, 120, 160, 60, 80);
+    assert.ok(meanAbsDiff(mine, new Uint8Array(vips)) < 3, `mean difference ${meanAbsDiff(mine, new Uint8Array(vips))}`);
   });
 });

@@ -7,8 +7,8 @@ function pred(file: string, label: number, probs: number[]): Prediction {
   return { file, label, probs: Float32Array.from(probs) };
 }
 
-function close(actual: number, expected: number, tol = 1e-6): void {
-  assert.ok(Math.abs(actual - expected) <= tol, `expected ${expected} ± ${tol}, got ${actual}`);
+function close(actual: number | null, expected: number, tol = 1e-6): void {
+  assert.ok(actual !== null && Math.abs(actual - expected) <= tol, `expected ${expected} ± ${tol}, got ${actual}`);
 }
 
 const LABELS = ['cat', 'dog', 'bird'];
@@ -146,18 +146,28 @@ describe('evaluate: edge cases', () => {
     );
   });
 
-  it('gives precision 0 to a never-predicted class and leaves absent classes out of macro-F1', () => {
+  it('gives precision 0 to a never-predicted class and no scores at all to a class without test images', () => {
     // Everything predicted as x. x: P 1/2, R 1, F1 2/3. y: never predicted → P 0, R 0, F1 0.
-    // z has no test images (support 0), so macro-F1 = (2/3 + 0) / 2 = 1/3.
+    // z has no test images (support 0): nothing measured, so null, and macro-F1 = (2/3 + 0) / 2 = 1/3.
     const ev = evaluate([pred('a', 0, [0.9, 0.05, 0.05]), pred('b', 1, [0.6, 0.3, 0.1])], ['x', 'y', 'z']);
     const [x, y, z] = ev.perClass;
     close(x!.precision, 0.5);
     close(x!.f1, 2 / 3);
     assert.equal(y!.precision, 0);
     assert.equal(y!.f1, 0);
-    assert.equal(z!.support, 0);
-    assert.equal(z!.recall, 0);
+    assert.deepEqual(z, { label: 'z', support: 0, precision: null, recall: null, f1: null });
     close(ev.macroF1, 1 / 3);
+  });
+
+  it('keeps a class without test images absent even when photos were predicted as it', () => {
+    // b is predicted as z, which has no test images: z's column shows it, z's scores stay absent.
+    const ev = evaluate([pred('a', 0, [0.8, 0.1, 0.1]), pred('b', 1, [0.1, 0.2, 0.7])], ['x', 'y', 'z']);
+    assert.equal(ev.confusion[1]![2], 1);
+    assert.deepEqual([ev.perClass[2]!.precision, ev.perClass[2]!.recall, ev.perClass[2]!.f1], [null, null, null]);
+    // x: F1 1; y: recall 0, F1 0; z left out: (1 + 0) / 2.
+    close(ev.macroF1, 0.5);
+    // JSON (headswap.json) keeps the nulls instead of dropping or zeroing them.
+    assert.match(JSON.stringify(ev.perClass[2]), /"precision":null,"recall":null,"f1":null/);
   });
 
   it('clamps the log loss of a zero probability at 1e-7', () => {
@@ -300,6 +310,18 @@ describe('formatEvaluation', () => {
     assert.ok(!out.includes(long[0]!), 'long names are truncated');
     assert.ok(out.includes('…'));
     assert.ok(!out.includes('\uFFFD') && !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(out), 'no split surrogate pairs');
+  });
+
+  it('prints no scores for a class without test images, says why, and counts macro-F1 over the rest', () => {
+    // A test folder holding only cat and dog photos, for a model of three classes.
+    const out = formatEvaluation(evaluate(EXAMPLE.slice(0, 4), LABELS));
+    const [summary, classes] = out.split('\n\n');
+    const bird = (classes ?? '').split('\n').find((l) => l.startsWith('bird')) ?? '';
+    assert.match(bird, /^bird\s+0\s+–\s+–\s+–$/);
+    assert.ok(!bird.includes('%'), bird);
+    assert.match(classes ?? '', /^– = no test images of this class/m);
+    assert.match(summary ?? '', /macro-F1 \S+% \(over the 2 of 3 classes with test images\)/);
+    assert.ok(!sections[0]!.includes('over the'), 'no remark when every class has test images');
   });
 
   it('lists the top confusions instead of a matrix for many classes', () => {

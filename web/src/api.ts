@@ -31,9 +31,21 @@ export async function modelBytes(model: ModelSummary): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** One image as the raw request body. */
-export function classifyOnServer(model: ModelSummary, image: Blob, top: number): Promise<ClassifyResponse> {
-  return json<ClassifyResponse>(`${model.links.classify}?top=${top}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: image });
+/** One image as a multipart file, so the server's answer (and any refusal) names it. */
+export function classifyOnServer(model: ModelSummary, image: File, top: number): Promise<ClassifyResponse> {
+  const form = new FormData();
+  form.append('image', image, image.name);
+  return json<ClassifyResponse>(`${model.links.classify}?top=${top}`, { method: 'POST', body: form });
+}
+
+/** The class activation map of one photo (the predicted class, or `className`) as a PNG overlay. */
+export async function explainOnServer(model: ModelSummary, image: File, className?: string): Promise<{ png: Blob; label: string; probability: number }> {
+  const form = new FormData();
+  form.append('image', image, image.name);
+  const query = className === undefined ? '' : `?class=${encodeURIComponent(className)}`;
+  const res = await fetch(`/v1/models/${encodeURIComponent(model.id)}/explain${query}`, { method: 'POST', body: form });
+  if (!res.ok) throw await failure(res);
+  return { png: await res.blob(), label: res.headers.get('X-Headswap-Class') ?? '', probability: Number(res.headers.get('X-Headswap-Probability')) };
 }
 
 export function submitJob(form: FormData): Promise<JobView> {

@@ -38,9 +38,16 @@ export async function prepare(model: ModelDetail): Promise<void> {
 
 /** The model's top-k for one image, computed in this browser: the same ranking rule as the server (ties to the lower index). */
 export async function classifyInBrowser(model: ModelDetail, image: Blob, top: number): Promise<LabelScore[]> {
-  const [runtime, s, pixels] = await Promise.all([loadOrt(), session(model), toPixels(image, model.preprocessing)]);
+  // Decode while the runtime and session load (the first photo), then one shared run path.
+  const [pixels] = await Promise.all([toPixels(image, model.preprocessing), session(model)]);
+  return classifyInput(model, pixels, top);
+}
+
+/** The top-k of input already made (uint8 RGB at the model's size, row-major; the live preview's webcam frames via inputFromRgba). */
+export async function classifyInput(model: ModelDetail, input: Uint8Array, top: number): Promise<LabelScore[]> {
+  const [runtime, s] = await Promise.all([loadOrt(), session(model)]);
   const [h, w] = model.input.size;
-  const out = await s.run({ [model.input.name]: new runtime.Tensor('uint8', pixels, [1, h, w, 3]) });
+  const out = await s.run({ [model.input.name]: new runtime.Tensor('uint8', input, [1, h, w, 3]) });
   const name = s.outputNames[0];
   const probs = name ? (out[name]?.data as Float32Array | undefined) : undefined;
   if (!probs) throw new Error('the model gave no output');

@@ -1,11 +1,25 @@
 import type { LabelScore, ModelDetail, ModelSummary } from '../../src/server/api-types.js';
-import { classifyOnServer, getModel, listModels } from './api.js';
+import { classifyOnServer, explainOnServer, getModel, listModels } from './api.js';
 import { classifyInBrowser, prepare } from './browser-model.js';
+import { frameFile, hideCamera, showCamera } from './camera.js';
 import { bar, byId, h, onDrop, percent } from './dom.js';
+import { setupLive } from './live.js';
+import { notAPhoto, sniff, undecodable } from './photos.js';
+import { accuracyCaveat, correctOf } from './stats.js';
 
 export interface ClassifyPanel {
   /** Reloads the model list, selecting `select` (or keeping the current choice). */
   refresh(select?: string): Promise<void>;
+  /** Starts the live webcam preview with the chosen model. */
+  startLive(): Promise<void>;
+  /** Stops it (and the camera, unless another view shows it). */
+  stopLive(): void;
+}
+
+/** The model's name for people; two models of one name are told apart by when they were made. */
+function label(m: ModelSummary, all: readonly ModelSummary[]): string {
+  const twin = all.some((o) => o !== m && o.name === m.name);
+  return twin ? `${m.name} (${new Date(m.createdAt).toLocaleString()})` : m.name;
 }
 
 export function setupClassify(): ClassifyPanel {
@@ -15,11 +29,15 @@ export function setupClassify(): ClassifyPanel {
   const browserStatus = byId('browser-status');
   const info = byId('model-info');
   const results = byId('results');
+  const resultsNote = byId('results-note');
   const empty = byId('classify-empty');
   let models: ModelSummary[] = [];
+  /** The model the result cards on screen were made by. */
+  let shownModel: string | undefined;
   const details = new Map<string, Promise<ModelDetail>>();
 
   const chosen = (): ModelSummary | undefined => models.find((m) => m.id === select.value);
+  const top = (): number => Math.max(1, Math.min(20, Number(topInput.value) || 3));
   const detail = (m: ModelSummary): Promise<ModelDetail> => {
     let d = details.get(m.id);
     if (!d) {
@@ -30,6 +48,11 @@ export function setupClassify(): ClassifyPanel {
     return d;
   };
 
+  const live = setupLive({ model: async () => {
+    const m = chosen();
+    return m ? detail(m) : undefined;
+  }, top });
+
   function showInfo(): void {
     const m = chosen();
     empty.hidden = models.length > 0;
@@ -39,16 +62,35 @@ export function setupClassify(): ClassifyPanel {
     }
     const links: (HTMLElement | string)[] = [' · ', h('a', { href: m.links.download, download: `${m.id}.zip` }, 'download')];
     if (m.links.report) links.push(' · ', h('a', { href: m.links.report, target: '_blank', rel: 'noopener' }, 'report'));
+    const n = m.metrics.testPhotos;
+    const caveat = accuracyCaveat(correctOf(m.metrics.top1, n), n);
     info.replaceChildren(
-      `${m.labels.length} classes (${m.labels.join(', ')}) · top-1 ${percent(m.metrics.top1)} on ${m.metrics.testPhotos} test photos · backbone ${m.backbone.id}`,
+      `${m.labels.length} classes (${m.labels.join(', ')}) · top-1 ${percent(m.metrics.top1)} on ${n} test photos · backbone ${m.backbone.id}`,
       ...links,
+      ...(caveat ? [h('br'), h('span', { class: 'caveat' }, caveat)] : []),
     );
+  }
+
+  /** Result cards belong to the model that made them: switching models clears them (and says so). */
+  function modelChanged(): void {
+    const m = chosen();
+    if (shownModel !== undefined && shownModel !== m?.id && results.childElementCount > 0) {
+      const old = models.find((x) => x.id === shownModel);
+      results.replaceChildren();
+      resultsNote.textContent = `The results of "${old?.name ?? shownModel}" were cleared: you switched to "${m?.name ?? 'no model'}".`;
+      resultsNote.hidden = false;
+    }
+    shownModel = m?.id;
+    showInfo();
+    live.modelChanged();
+    void prepareBrowser();
   }
 
   async function prepareBrowser(): Promise<void> {
     const m = chosen();
     if (!inBrowser.checked || !m) {
       browserStatus.textContent = '';
+      delete browserStatus.dataset.state;
       return;
     }
     browserStatus.textContent = 'loading the model into the browser...';
@@ -66,40 +108,86 @@ export function setupClassify(): ClassifyPanel {
   async function refresh(pick?: string): Promise<void> {
     const previous = pick ?? select.value;
     models = await listModels();
-    select.replaceChildren(...models.map((m) => h('option', { value: m.id }, `${m.id} (${m.labels.length} classes)`)));
+    select.replaceChildren(...models.map((m) => h('option', { value: m.id, title: m.id }, `${label(m, models)} (${m.labels.length} classes)`)));
     if (models.some((m) => m.id === previous)) select.value = previous;
-    showInfo();
-    await prepareBrowser();
+    modelChanged();
   }
 
-  function render(card: HTMLElement, top: readonly LabelScore[], source: string, ms: number): void {
+  function render(card: HTMLElement, scores: readonly LabelScore[], source: string, ms: number): void {
     card.dataset.state = 'done';
     card.dataset.source = source;
-    card.dataset.top1 = top[0]?.label ?? '';
+    card.dataset.top1 = scores[0]?.label ?? '';
     card.querySelector('.badge')!.textContent = `${source} · ${ms.toFixed(0)} ms`;
-    card.querySelector('.bars')!.replaceChildren(...top.map((t) => bar(t.label, t.probability)));
+    card.querySelector('.bars')!.replaceChildren(...scores.map((t) => bar(t.label, t.probability)));
+  }
+
+  function fail(card: HTMLElement, message: string): void {
+    card.dataset.state = 'error';
+    card.querySelector('.badge')!.textContent = '';
+    card.querySelector('.bars')!.replaceChildren(h('p', { class: 'error' }, message));
   }
 
   async function classifyOne(image: File): Promise<void> {
     const m = chosen();
     if (!m) return;
+    resultsNote.hidden = true;
+    const preview = h('img', { src: URL.createObjectURL(image), alt: image.name });
+    // What the browser cannot show gets a plain tile rather than a broken-image icon.
+    preview.addEventListener('error', () => preview.replaceWith(h('span', { class: 'no-preview' }, 'no preview')), { once: true });
     const card = h(
       'article',
-      { class: 'result', 'data-state': 'pending', 'data-name': image.name },
-      h('img', { src: URL.createObjectURL(image), alt: image.name }),
-      h('div', { class: 'result-body' }, h('p', { class: 'name' }, image.name), h('p', { class: 'badge muted' }, 'classifying...'), h('div', { class: 'bars' })),
+      { class: 'result', 'data-state': 'pending', 'data-name': image.name, 'data-model': m.id },
+      preview,
+      h(
+        'div',
+        { class: 'result-body' },
+        h('p', { class: 'name' }, image.name),
+        h('p', { class: 'model muted' }, `by ${m.name}`),
+        h('p', { class: 'badge muted' }, 'classifying...'),
+        h('div', { class: 'bars' }),
+      ),
     );
     results.prepend(card);
-    const top = Math.max(1, Number(topInput.value) || 3);
+    shownModel = m.id;
     const t0 = performance.now();
-    try {
-      if (inBrowser.checked) render(card, await classifyInBrowser(await detail(m), image, top), 'browser', performance.now() - t0);
-      else render(card, (await classifyOnServer(m, image, top)).top, 'server', performance.now() - t0);
-    } catch (err) {
-      card.dataset.state = 'error';
-      card.querySelector('.badge')!.textContent = '';
-      card.querySelector('.bars')!.replaceChildren(h('p', { class: 'error' }, (err as Error).message));
+    if (inBrowser.checked) {
+      const format = await sniff(image);
+      if (!format) return fail(card, notAPhoto(image.name));
+      try {
+        render(card, await classifyInBrowser(await detail(m), image, top()), 'browser', performance.now() - t0);
+      } catch (err) {
+        // createImageBitmap's refusal ("The source image could not be decoded.") names neither the file nor the fix.
+        fail(card, err instanceof DOMException ? undecodable(image.name, format) : (err as Error).message);
+      }
+      return;
     }
+    try {
+      render(card, (await classifyOnServer(m, image, top())).top, 'server', performance.now() - t0);
+    } catch (err) {
+      return fail(card, (err as Error).message);
+    }
+    addWhy(card, m, image);
+  }
+
+  /** "Why?": the regions of the photo that drove the predicted class (the server's activation map). */
+  function addWhy(card: HTMLElement, m: ModelSummary, image: File): void {
+    const out = h('div', { class: 'why' });
+    const button = h('button', { type: 'button', class: 'why-button' }, 'why?');
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      out.replaceChildren(h('p', { class: 'muted' }, 'computing the activation map...'));
+      explainOnServer(m, image).then(
+        ({ png, label: cls, probability }) => {
+          const map = h('img', { src: URL.createObjectURL(png), alt: `activation map for ${cls}`, class: 'why-map' });
+          out.replaceChildren(map, h('p', { class: 'muted' }, `where the photo made ${m.name} say ${cls} (${percent(probability)}): brighter = more evidence`));
+        },
+        (err: unknown) => {
+          button.disabled = false;
+          out.replaceChildren(h('p', { class: 'error' }, (err as Error).message));
+        },
+      );
+    });
+    card.querySelector('.result-body')!.append(button, out);
   }
 
   async function classifyAll(files: File[]): Promise<void> {
@@ -113,34 +201,32 @@ export function setupClassify(): ClassifyPanel {
     fileInput.value = '';
   });
   onDrop(byId('classify-drop'), (files) => void classifyAll(files));
-  select.addEventListener('change', () => {
-    showInfo();
-    void prepareBrowser();
+  byId('results-clear').addEventListener('click', () => {
+    results.replaceChildren();
+    resultsNote.hidden = true;
   });
+  select.addEventListener('change', modelChanged);
   inBrowser.addEventListener('change', () => void prepareBrowser());
-  setupWebcam((snapshot) => void classifyOne(snapshot));
-  return { refresh };
+  setupSnapshot((snapshot) => void classifyOne(snapshot));
+  return { refresh, startLive: () => live.start(), stopLive: () => live.stop() };
 }
 
 /** A webcam preview whose snapshots are classified like dropped photos. */
-function setupWebcam(onSnapshot: (image: File) => void): void {
+function setupSnapshot(onSnapshot: (image: File) => void): void {
   const panel = byId('webcam');
   const video = byId<HTMLVideoElement>('webcam-video');
   const error = byId('webcam-error');
-  let stream: MediaStream | undefined;
   const stop = (): void => {
-    stream?.getTracks().forEach((t) => t.stop());
-    stream = undefined;
-    video.srcObject = null;
+    hideCamera(video);
     panel.hidden = true;
   };
   byId('webcam-open').addEventListener('click', async () => {
     error.hidden = true;
+    panel.hidden = false;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: true });
-      video.srcObject = stream;
-      panel.hidden = false;
+      await showCamera(video);
     } catch (err) {
+      stop();
       error.textContent = `No webcam: ${(err as Error).message}`;
       error.hidden = false;
     }
@@ -148,14 +234,6 @@ function setupWebcam(onSnapshot: (image: File) => void): void {
   byId('webcam-close').addEventListener('click', stop);
   byId('webcam-snap').addEventListener('click', () => {
     if (!video.videoWidth) return;
-    const canvas = h('canvas', { width: String(video.videoWidth), height: String(video.videoHeight) });
-    canvas.getContext('2d')?.drawImage(video, 0, 0);
-    canvas.toBlob(
-      (blob) => {
-        if (blob) onSnapshot(new File([blob], `webcam ${new Date().toLocaleTimeString()}.jpg`, { type: 'image/jpeg' }));
-      },
-      'image/jpeg',
-      0.92,
-    );
+    void frameFile(video, `webcam ${new Date().toLocaleTimeString()}.jpg`).then(onSnapshot);
   });
 }

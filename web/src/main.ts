@@ -6,6 +6,8 @@ import { setupTrain } from './train.js';
 type Tab = 'classify' | 'train';
 
 function showTab(tab: Tab): void {
+  // The live preview keeps a core busy: it runs only while it can be seen.
+  if (tab !== 'classify') classify.stopLive();
   for (const t of ['classify', 'train'] as const) {
     byId(`tab-${t}`).setAttribute('aria-selected', String(t === tab));
     byId(`panel-${t}`).hidden = t !== tab;
@@ -14,10 +16,16 @@ function showTab(tab: Tab): void {
 
 const classify = setupClassify();
 setupTrain({
-  modelReady: (id) => classify.refresh(id),
+  // Listed, not chosen: the Classify tab keeps its model (and its results) until "Use it now".
+  modelReady: () => classify.refresh(),
   useModel: async (id) => {
     await classify.refresh(id);
     showTab('classify');
+  },
+  livePreview: async (id) => {
+    await classify.refresh(id);
+    showTab('classify');
+    await classify.startLive();
   },
 });
 byId('tab-classify').addEventListener('click', () => showTab('classify'));

@@ -1,58 +1,36 @@
+import { modelInput } from '../../src/image/resize.js';
 import type { Preprocessing } from '../../src/image/types.js';
 
 /**
- * The model's input for one image, made the way the server makes it (src/image/preprocess.ts):
- * EXIF orientation applied, transparency flattened onto white, then the resize policy of the
- * model's headswap.json; returns uint8 RGB, row-major, `size` high and wide.
+ * The model's input for one image file, byte for byte what Node makes of it (src/image/preprocess.ts):
+ * the browser decodes (EXIF orientation applied, an embedded colour profile ignored, transparency
+ * composited onto white), then the shared resize (src/image/resize.ts) does the resize policy of
+ * the model's headswap.json. The canvas only decodes: its own drawImage scaling differs from Node's.
  */
 export async function toPixels(image: Blob, pre: Preprocessing): Promise<Uint8Array> {
-  // createImageBitmap applies the EXIF orientation, like sharp's autoOrient().
-  const bitmap = await createImageBitmap(image);
+  // The embedded ICC profile is ignored, as in Node (decodePixels): colour engines round differently.
+  const bitmap = await createImageBitmap(image, { imageOrientation: 'from-image', colorSpaceConversion: 'none' });
   try {
-    const [height, width] = pre.size;
-    const canvas = document.createElement('canvas');
-    canvas.width = width;
-    canvas.height = height;
+    const { width, height } = bitmap;
+    const canvas = new OffscreenCanvas(width, height);
     const g = canvas.getContext('2d', { willReadFrequently: true });
     if (!g) throw new Error('this browser has no 2D canvas');
-    g.imageSmoothingEnabled = true;
-    g.imageSmoothingQuality = 'high';
-    const w0 = bitmap.width;
-    const h0 = bitmap.height;
-    if (pre.resize === 'squash') {
-      g.fillStyle = '#fff';
-      g.fillRect(0, 0, width, height);
-      g.drawImage(bitmap, 0, 0, width, height);
-    } else if (pre.resize === 'pad') {
-      // Letterbox: the image fitted inside, centred, on black; its own transparency on white.
-      const k = Math.min(width / w0, height / h0);
-      const dw = Math.round(w0 * k);
-      const dh = Math.round(h0 * k);
-      const left = Math.floor((width - dw) / 2);
-      const top = Math.floor((height - dh) / 2);
-      g.fillStyle = '#000';
-      g.fillRect(0, 0, width, height);
-      g.fillStyle = '#fff';
-      g.fillRect(left, top, dw, dh);
-      g.drawImage(bitmap, left, top, dw, dh);
-    } else {
-      // Shorter side to size / cropRatio (256 for 224), then the centred crop, with the same rounding as the server.
-      const k = Math.max(width / (w0 * pre.cropRatio), height / (h0 * pre.cropRatio));
-      const rw = Math.max(width, Math.round(w0 * k));
-      const rh = Math.max(height, Math.round(h0 * k));
-      g.fillStyle = '#fff';
-      g.fillRect(0, 0, width, height);
-      g.drawImage(bitmap, -Math.floor((rw - width) / 2), -Math.floor((rh - height) / 2), rw, rh);
-    }
-    const rgba = g.getImageData(0, 0, width, height).data;
-    const rgb = new Uint8Array(width * height * 3);
-    for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-      rgb[j] = rgba[i]!;
-      rgb[j + 1] = rgba[i + 1]!;
-      rgb[j + 2] = rgba[i + 2]!;
-    }
-    return rgb;
+    // On white, a pixel of alpha a becomes round(c * a / 255) + 255 - a: Node's flattenOnWhite.
+    g.fillStyle = '#fff';
+    g.fillRect(0, 0, width, height);
+    g.drawImage(bitmap, 0, 0);
+    return inputFromRgba(g.getImageData(0, 0, width, height).data, width, height, pre);
   } finally {
     bitmap.close();
   }
+}
+
+/**
+ * The model's input (uint8 RGB, row-major, `size` high and wide) from an already decoded, upright
+ * RGBA image of any size, e.g. a webcam frame from getImageData: transparency onto white, then
+ * the resize policy (squash / pad / crop), exactly as Node does it.
+ */
+export function inputFromRgba(rgba: Uint8ClampedArray, width: number, height: number, pre: Preprocessing): Uint8Array {
+  if (rgba.length !== width * height * 4) throw new Error(`${rgba.length} bytes is not ${width}x${height} RGBA`);
+  return modelInput({ width, height, channels: 4, data: rgba }, pre);
 }

@@ -1,91 +1,96 @@
 import type { JobProgress, JobResult, JobView } from '../../src/server/api-types.js';
 import { followJob, getJob, listJobs, submitJob } from './api.js';
-import { bar, byId, h, onDrop, percent } from './dom.js';
-
-/** The server refuses smaller classes: each needs a training, a validation and a test photo. */
-const MIN_PHOTOS = 3;
-const PREVIEWS_PER_CLASS = 12;
-
-interface ClassDraft {
-  readonly name: string;
-  readonly files: File[];
-  readonly card: HTMLElement;
-}
+import { MIN_PHOTOS, setupClasses } from './classes.js';
+import { bar, byId, h, percent } from './dom.js';
+import { accuracyCaveat, ciText, comparisonVerdict, wilson } from './stats.js';
 
 export interface TrainCallbacks {
-  /** A job made a model: the classify panel should list it. */
+  /** A job made a model: the classify panel should list it (keeping its current choice). */
   modelReady(id: string): Promise<void>;
   /** "Use it now": classify with this model. */
   useModel(id: string): Promise<void>;
+  /** "Live preview": classify the webcam stream with this model. */
+  livePreview(id: string): Promise<void>;
+}
+
+/** What each `--quality` level does, for the hint beside the choice (README.md, "Quality"). */
+const QUALITY_HINTS: Readonly<Record<string, string>> = {
+  auto: 'one pass per photo; cross-validation picks the networks (the default)',
+  plain: 'one pass per photo, both networks: the quickest',
+  fast: '+ mirror averaging and region features',
+  balanced: '+ 4 extra training views per photo: about 2.6x the time of fast',
+  best: '+ 11 extra training views per photo: about 5x the time of fast',
+};
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function seconds(s: number): string {
+  return s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
 export function setupTrain(callbacks: TrainCallbacks): void {
-  const drafts: ClassDraft[] = [];
-  const classes = byId('classes');
   const trainButton = byId<HTMLButtonElement>('train');
   const hint = byId('train-hint');
-  const nameInput = byId<HTMLInputElement>('class-name');
   const jobPanel = byId('job');
   const status = byId('job-status');
+  const elapsed = byId('job-elapsed');
   const progress = byId<HTMLProgressElement>('job-progress');
   const resultBox = byId('job-result');
+  const quality = byId<HTMLSelectElement>('job-quality');
+  const qualityHint = byId('quality-hint');
   let busy = false;
 
+  const editor = setupClasses(updateButton);
+
   function updateButton(): void {
-    const small = drafts.find((d) => d.files.length < MIN_PHOTOS);
-    trainButton.disabled = busy || drafts.length < 2 || small !== undefined;
+    const classes = editor.classes();
+    const small = classes.find((d) => d.files.length < MIN_PHOTOS);
+    trainButton.disabled = busy || classes.length < 2 || small !== undefined;
     hint.textContent =
-      drafts.length < 2 ? 'Add at least 2 classes with 3 photos each.' : small ? `Class "${small.name}" needs at least ${MIN_PHOTOS} photos.` : `${drafts.reduce((n, d) => n + d.files.length, 0)} photos in ${drafts.length} classes.`;
+      classes.length < 2
+        ? 'Add at least 2 classes with 3 photos each.'
+        : small
+          ? `Class "${small.name}" needs at least ${MIN_PHOTOS} photos.`
+          : `${classes.reduce((n, d) => n + d.files.length, 0)} photos in ${classes.length} classes.`;
   }
 
-  function addFiles(draft: ClassDraft, files: readonly File[]): void {
-    const shown = draft.files.length;
-    draft.files.push(...files);
-    draft.card.querySelector('.count')!.textContent = `${draft.files.length} photo${draft.files.length === 1 ? '' : 's'}`;
-    const thumbs = draft.card.querySelector('.thumbs')!;
-    for (const f of files.slice(0, Math.max(0, PREVIEWS_PER_CLASS - shown))) thumbs.append(h('img', { src: URL.createObjectURL(f), alt: f.name }));
-    updateButton();
-  }
+  const showQualityHint = (): void => {
+    qualityHint.textContent = QUALITY_HINTS[quality.value] ?? '';
+  };
+  quality.addEventListener('change', showQualityHint);
+  showQualityHint();
 
-  function addClass(name: string): void {
-    const input = h('input', { type: 'file', accept: 'image/*', multiple: '', hidden: '', class: 'class-files' });
-    const remove = h('button', { type: 'button', class: 'link', title: `remove ${name}` }, 'remove');
-    const zone = h('div', { class: 'dropzone small' }, h('span', {}, 'Drop photos or '), h('label', { class: 'button secondary' }, 'add photos', input));
-    const card = h('div', { class: 'class-card', 'data-class': name }, h('div', { class: 'class-head' }, h('h3', {}, name), h('span', { class: 'count muted' }, '0 photos'), remove), zone, h('div', { class: 'thumbs' }));
-    const draft: ClassDraft = { name, files: [], card };
-    input.addEventListener('change', () => {
-      addFiles(draft, [...(input.files ?? [])]);
-      input.value = '';
-    });
-    onDrop(zone, (files) => addFiles(draft, files));
-    remove.addEventListener('click', () => {
-      drafts.splice(drafts.indexOf(draft), 1);
-      card.remove();
-      updateButton();
-    });
-    drafts.push(draft);
-    classes.append(card);
-    updateButton();
+  // A clock for the running step and the whole job, so the page moves even in a step that counts nothing.
+  let clock: { step: string; stepStart: number; jobStart: number; timer: ReturnType<typeof setInterval> } | undefined;
+  function tick(): void {
+    if (!clock) return;
+    const now = performance.now();
+    elapsed.textContent = `${seconds((now - clock.stepStart) / 1000)} in this step · ${seconds((now - clock.jobStart) / 1000)} since training started`;
   }
-
-  byId<HTMLFormElement>('add-class').addEventListener('submit', (e) => {
-    e.preventDefault();
-    const name = nameInput.value.trim();
-    nameInput.setCustomValidity('');
-    // The same rules as the server's, so the mistake shows before the upload.
-    const problem = !name ? 'Give the class a name.' : /[/\\]/.test(name) || name.startsWith('.') ? 'No slashes, and no dot at the start.' : drafts.some((d) => d.name === name) ? 'There is already a class with that name.' : '';
-    if (problem) {
-      nameInput.setCustomValidity(problem);
-      nameInput.reportValidity();
-      return;
-    }
-    addClass(name);
-    nameInput.value = '';
-  });
+  function startClock(): void {
+    if (clock) return;
+    const now = performance.now();
+    clock = { step: '', stepStart: now, jobStart: now, timer: setInterval(tick, 500) };
+    tick();
+  }
+  function stopClock(): void {
+    if (clock) clearInterval(clock.timer);
+    clock = undefined;
+    elapsed.textContent = '';
+  }
 
   function showProgress(p: JobProgress): void {
-    const eta = p.etaSeconds !== undefined && p.done < p.total ? ` · about ${p.etaSeconds} s left` : '';
-    status.textContent = p.total > 0 ? `${p.step}: ${p.done} of ${p.total} ${p.unit ?? 'images'}${eta}` : `${p.step}...`;
+    startClock();
+    if (clock && clock.step !== p.step) {
+      clock.step = p.step;
+      clock.stepStart = performance.now();
+      tick();
+    }
+    const eta = p.etaSeconds !== undefined && p.done < p.total ? ` · about ${seconds(p.etaSeconds)} left` : '';
+    status.textContent = p.total > 0 ? `${capitalized(p.step)}: ${p.done} of ${p.total} ${p.unit ?? 'images'}${eta}` : `${capitalized(p.step)}...`;
+    status.dataset.step = p.step;
     if (p.total > 0) progress.value = p.done / p.total;
     else progress.removeAttribute('value');
   }
@@ -95,17 +100,23 @@ export function setupTrain(callbacks: TrainCallbacks): void {
     jobPanel.dataset.status = job.status;
     jobPanel.dataset.job = job.id;
     if (job.status === 'queued') {
+      stopClock();
       status.textContent = `"${job.name}" is waiting: ${job.position} job${job.position === 1 ? '' : 's'} ahead.`;
       progress.removeAttribute('value');
     } else if (job.status === 'running') {
       if (job.progress) showProgress(job.progress);
-      else status.textContent = `Training "${job.name}"...`;
+      else {
+        startClock();
+        status.textContent = `Training "${job.name}": starting...`;
+      }
     } else if (job.status === 'failed') {
+      stopClock();
       status.textContent = `"${job.name}" failed: ${job.error ?? 'unknown error'}`;
       progress.value = 0;
       resultBox.replaceChildren();
     } else if (job.result) {
-      status.textContent = `"${job.name}" is trained (${job.result.seconds.toFixed(1)} s).`;
+      stopClock();
+      status.textContent = `"${job.name}" is trained (${job.result.seconds.toFixed(1)} s${job.quality ? `, quality ${job.quality}` : ''}).`;
       progress.value = 1;
       resultBox.replaceChildren(...resultView(job.result, callbacks));
     }
@@ -125,12 +136,16 @@ export function setupTrain(callbacks: TrainCallbacks): void {
     const form = new FormData();
     form.append('name', byId<HTMLInputElement>('job-name').value);
     form.append('compare', String(byId<HTMLInputElement>('job-compare').checked));
-    for (const d of drafts) for (const f of d.files) form.append(d.name, f, f.name);
+    form.append('quality', quality.value);
+    for (const c of editor.classes()) for (const f of c.files) form.append(c.name, f, f.name);
     status.textContent = 'Uploading the photos...';
+    delete status.dataset.step;
+    resultBox.replaceChildren();
     jobPanel.hidden = false;
     try {
       await watch(await submitJob(form));
     } catch (err) {
+      stopClock();
       status.textContent = `Could not train: ${(err as Error).message}`;
       jobPanel.dataset.status = 'failed';
     } finally {
@@ -168,15 +183,20 @@ export function setupTrain(callbacks: TrainCallbacks): void {
   });
 }
 
-/** Accuracy, the confusion matrix with the test photos in its cells, the comparison and the actions. */
+/** Accuracy with its uncertainty, the confusion matrix with the test photos in its cells, the comparison and the actions. */
 function resultView(r: JobResult, callbacks: TrainCallbacks): HTMLElement[] {
-  const [lo, hi] = r.top1Ci95;
+  const n = r.testPhotos;
+  const correct = r.confusion.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
   const accuracy = h(
     'p',
     { class: 'accuracy' },
     h('strong', { 'data-top1': String(r.top1) }, `${percent(r.top1)} top-1`),
-    ` on ${r.testPhotos} held-out photo${r.testPhotos === 1 ? '' : 's'} (95% CI ${percent(lo ?? 0, 0)}–${percent(hi ?? 1, 0)})`,
+    ` on ${n} held-out photo${n === 1 ? '' : 's'} (95% CI ${ciText(wilson(correct, n))})`,
   );
+  const parts: HTMLElement[] = [accuracy];
+  const caveat = accuracyCaveat(correct, n);
+  if (caveat) parts.push(h('p', { class: 'caveat' }, capitalized(caveat), '.'));
+
   const head = h('tr', {}, h('th', {}, 'true ↓ / predicted →'), ...r.classes.map((c) => h('th', { scope: 'col' }, c)));
   const rows = r.classes.map((c, i) =>
     h(
@@ -184,35 +204,41 @@ function resultView(r: JobResult, callbacks: TrainCallbacks): HTMLElement[] {
       {},
       h('th', { scope: 'row' }, c),
       ...r.classes.map((_, j) => {
-        const n = r.confusion[i]?.[j] ?? 0;
+        const count = r.confusion[i]?.[j] ?? 0;
         const thumbs = r.testThumbnails.filter((t) => t.actual === i && t.predicted === j).map((t) => h('img', { src: t.src, alt: `${c} predicted as ${r.classes[j]}` }));
-        return h('td', { class: n === 0 ? 'zero' : i === j ? 'hit' : 'miss' }, h('span', { class: 'n' }, String(n)), h('div', { class: 'cell-thumbs' }, ...thumbs));
+        return h('td', { class: count === 0 ? 'zero' : i === j ? 'hit' : 'miss' }, h('span', { class: 'n' }, String(count)), h('div', { class: 'cell-thumbs' }, ...thumbs));
       }),
     ),
   );
-  const confusion = h('table', { class: 'confusion' }, h('caption', {}, 'Confusion matrix of the held-out photos'), h('thead', {}, head), h('tbody', {}, ...rows));
+  parts.push(h('table', { class: 'confusion' }, h('caption', {}, 'Confusion matrix of the held-out photos'), h('thead', {}, head), h('tbody', {}, ...rows)));
 
-  const parts: HTMLElement[] = [accuracy, confusion];
   if (r.compare) {
     const c = r.compare;
+    const m = c.testPhotos ?? n;
+    const verdict = comparisonVerdict({ name: 'transfer learning', correct: Math.round(c.transferTop1 * m) }, { name: 'the network trained from scratch', correct: Math.round(c.scratchTop1 * m) }, m);
+    const ratio = c.scratchSeconds / Math.max(c.transferSeconds, 1e-3);
+    const time = ratio >= 1 ? `Transfer learning took ${ratio.toFixed(1)}x less training time.` : `Transfer learning took ${(1 / ratio).toFixed(1)}x more training time.`;
     parts.push(
       h(
         'div',
-        { class: 'compare' },
+        { class: 'compare', 'data-decided': String(verdict.decided) },
         h('h3', {}, 'Transfer learning vs. a network trained from scratch'),
         bar(`transfer (${c.transferSeconds.toFixed(1)} s)`, c.transferTop1),
         bar(`from scratch (${c.scratchSeconds.toFixed(1)} s, ${c.scratchEpochs} epoch${c.scratchEpochs === 1 ? '' : 's'})`, c.scratchTop1),
-        h('p', { class: 'verdict' }, c.verdict),
+        h('p', { class: 'verdict' }, capitalized(verdict.text), ' ', time),
       ),
     );
   }
   const use = h('button', { type: 'button', class: 'button', id: 'use-model' }, 'Use it now');
   use.addEventListener('click', () => void callbacks.useModel(r.modelId));
+  const live = h('button', { type: 'button', class: 'button secondary', id: 'live-model' }, 'Live preview (webcam)');
+  live.addEventListener('click', () => void callbacks.livePreview(r.modelId));
   parts.push(
     h(
       'p',
       { class: 'actions' },
       use,
+      live,
       h('a', { class: 'button secondary', href: `/v1/models/${r.modelId}/download`, download: `${r.modelId}.zip` }, 'Download the model (.zip)'),
       h('a', { class: 'button secondary', href: `/v1/models/${r.modelId}/report`, target: '_blank', rel: 'noopener' }, 'Open the report'),
     ),

@@ -1,4 +1,4 @@
-import { HeadswapError } from '../../errors.js';
+import { HeadswapError, msg, option } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto.js';
 import type { Weight } from './manifest.js';
 
@@ -28,7 +28,7 @@ export function resolveInputShape(shape: readonly (number | null)[], options: Co
   }
   const height = h != null && h > 0 ? h : given?.[0];
   const width = w != null && w > 0 ? w : given?.[1];
-  if (!height || !width) throw new HeadswapError(`${what}: the model's input size is open ([${shape.map(String).join(',')}]); give the input size (e.g. --size 224x224)`);
+  if (!height || !width) throw new HeadswapError(msg`${what}: the model's input size is open ([${shape.map(String).join(',')}]); give the input size, e.g. ${option('inputSize', [224, 224])}`);
   if (c == null || c <= 0) throw new HeadswapError(`${what}: the model's input has an unknown number of channels`);
   return [-1, height, width, c];
 }

@@ -46,7 +46,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const upload = await ctx.jobs.uploadDir(id);
     try {
       const received = await receiveJob(request, upload, ctx.limits);
-      const job: JobRecord = { id, name: received.name, createdAt: new Date().toISOString(), status: 'queued', classes: received.classes, compare: received.compare };
+      const job: JobRecord = { id, name: received.name, createdAt: new Date().toISOString(), status: 'queued', classes: received.classes, compare: received.compare, quality: received.quality };
       await ctx.jobs.submit(job, upload);
       return reply.code(202).header('location', `/v1/jobs/${id}`).send(view(ctx, ctx.jobs.get(id) ?? job));
     } catch (err) {

@@ -23,6 +23,7 @@ const summarySchema = {
   type: 'object',
   properties: {
     id: { type: 'string' },
+    name: { type: 'string' },
     source: { type: 'string', enum: ['cli', 'trained'] },
     createdAt: { type: 'string' },
     labels: { type: 'array', items: { type: 'string' } },
@@ -77,6 +78,7 @@ async function summary(ctx: ServerContext, e: ModelEntry): Promise<ModelSummary>
   const self = `/v1/models/${e.id}`;
   return {
     id: e.id,
+    name: e.name,
     source: e.source,
     createdAt: m.createdAt,
     labels: m.classes,
