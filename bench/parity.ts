@@ -13,11 +13,13 @@
  * - `speed`: decode + resize ms/image, old (sharp resize) against new (full decode + shared
  *   resize), interleaved, on clothing7 and on 12-megapixel JPEGs; and cold feature extraction
  *   images/s through both bundled backbones.
- * - `accuracy`: `train()` at default settings, seed 0, `--test-dir`, on clothing7 and the
- *   evaluation sets, once on features of the old pixels (written to the feature cache first, so
- *   train() reads them) and once on the new; the same run.
+ * - `accuracy`: `train()` at default settings, `--test-dir`, on clothing7 and the evaluation
+ *   sets, on the plain-view features of each resize of `--variants` (written to the feature cache
+ *   first, so train() reads them; default: the old sharp path against the shipped one), for each
+ *   seed of `--seeds` (validation split and head initialisation); per set the top-1 of every seed
+ *   and the median of the paired differences from the first variant.
  *
- * `node --import tsx bench/parity.ts [--parts pixels,python,speed,accuracy] [--rounds 5] [--sets a,b] [--photos a.jpg,b.png]`
+ * `node --import tsx bench/parity.ts [--parts pixels,python,speed,accuracy] [--rounds 5] [--sets a,b] [--photos a.jpg,b.png] [--seeds 0,1,2] [--variants sharp-linear,lanczos,bilinear,bicubic,sharp-cubic,sharp-lanczos3]`
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +33,7 @@ import { loadClassifier } from '../src/export/classifier.js';
 import { PLAIN_VIEW, extractViewsOf, type View } from '../src/features/extract.js';
 import { openFeatureCache } from '../src/features/cache.js';
 import { checkImage, decodePixels, decodeRgb, loadRgb, type ImageInput } from '../src/image/preprocess.js';
-import { flattenOnWhite, modelInput } from '../src/image/resize.js';
+import { flattenOnWhite, modelInput, type ResizeFilter } from '../src/image/resize.js';
 import type { Preprocessing, RgbImage } from '../src/image/types.js';
 import { train } from '../src/pipeline/train.js';
 import { packagePath } from '../src/util/paths.js';
@@ -41,25 +43,45 @@ import { startHeadswap } from '../test/helpers/serve.js';
 import { materializeClothing10 } from './accuracy-data.js';
 import { evalSets } from './eval-sets.js';
 
-const { values } = parseArgs({ options: { parts: { type: 'string', default: 'pixels,python,speed,accuracy' }, rounds: { type: 'string', default: '5' }, python: { type: 'string', default: '/usr/bin/python3' }, sets: { type: 'string' }, photos: { type: 'string' } } });
+const { values } = parseArgs({ options: { parts: { type: 'string', default: 'pixels,python,speed,accuracy' }, rounds: { type: 'string', default: '5' }, python: { type: 'string', default: '/usr/bin/python3' }, sets: { type: 'string' }, photos: { type: 'string' }, seeds: { type: 'string', default: '0' }, variants: { type: 'string', default: 'sharp-linear,lanczos' } } });
 const parts = new Set(values.parts!.split(','));
 const only = values.sets?.split(',');
 const onlyPhotos = values.photos?.split(',');
 const rounds = Number(values.rounds);
+const seeds = values.seeds!.split(',').map(Number);
+
+/** Pillow's BILINEAR and BICUBIC (a = -0.5), as its Resample.c defines them (signed x). */
+const BILINEAR: ResizeFilter = { support: 1, weight: (x) => (Math.abs(x) < 1 ? 1 - Math.abs(x) : 0) };
+const BICUBIC: ResizeFilter = {
+  support: 2,
+  weight: (x) => {
+    const t = Math.abs(x);
+    return t < 1 ? (1.5 * t - 2.5) * t * t + 1 : t < 2 ? (((t - 5) * t + 8) * t - 4) * -0.5 : 0;
+  },
+};
+/** The resizes `--parts accuracy` can compare (`--variants`); 'lanczos' is the shipped one. */
+const RESIZES: Record<string, 'shipped' | { kernel: 'linear' | 'cubic' | 'lanczos3' } | { filter: ResizeFilter }> = {
+  lanczos: 'shipped',
+  bilinear: { filter: BILINEAR },
+  bicubic: { filter: BICUBIC },
+  'sharp-linear': { kernel: 'linear' },
+  'sharp-cubic': { kernel: 'cubic' },
+  'sharp-lanczos3': { kernel: 'lanczos3' },
+};
 const PY = values.python!;
 
 /** The Node loader before this change: sharp resizes (libvips 'linear', JPEG shrink-on-load) inside the decode pipeline. */
-async function legacyLoad(input: ImageInput, pre: Preprocessing, flip = false): Promise<RgbImage> {
+async function legacyLoad(input: ImageInput, pre: Preprocessing, flip = false, kernel: 'linear' | 'cubic' | 'lanczos3' = 'linear'): Promise<RgbImage> {
   const image = await checkImage(input);
   const [height, width] = pre.size;
   return decodeRgb(image, pre.size, (img: Sharp) => {
-    if (pre.resize === 'squash') img = img.resize(width, height, { fit: 'fill', kernel: 'linear' });
-    else if (pre.resize === 'pad') img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: 'linear' });
+    if (pre.resize === 'squash') img = img.resize(width, height, { fit: 'fill', kernel });
+    else if (pre.resize === 'pad') img = img.resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel });
     else {
       const k = Math.max(width / (image.width * pre.cropRatio), height / (image.height * pre.cropRatio));
       const rw = Math.max(width, Math.round(image.width * k));
       const rh = Math.max(height, Math.round(image.height * k));
-      img = img.resize(rw, rh, { fit: 'fill', kernel: 'linear' }).extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
+      img = img.resize(rw, rh, { fit: 'fill', kernel }).extract({ left: Math.floor((rw - width) / 2), top: Math.floor((rh - height) / 2), width, height });
     }
     return flip ? img.flop() : img;
   });
@@ -219,7 +241,7 @@ for spec in json.load(open(sys.argv[1])):
         k = max(W / (spec['w'] * spec['cropRatio']), H / (spec['h'] * spec['cropRatio']))
         rw = max(W, math.floor(spec['w'] * k + 0.5)); rh = max(H, math.floor(spec['h'] * k + 0.5))
         l, t = (rw - W) // 2, (rh - H) // 2
-        pil = np.asarray(pl.resize((rw, rh), Image.BILINEAR).crop((l, t, l + W, t + H)))
+        pil = np.asarray(pl.resize((rw, rh), Image.LANCZOS).crop((l, t, l + W, t + H)))
         row['pillowResizeVsNode'] = int((pil.reshape(-1) != ref).sum())
     out[spec['name']] = row
 print(json.dumps(out))
@@ -303,30 +325,47 @@ print(json.dumps(out))
       return out;
     };
     const backbones = await Promise.all(['mobilenet_v2', 'mobilenet_edgetpu'].map((id) => Backbone.load(id)));
-    const legacyView: View = { id: '', render: (input, p) => legacyLoad(input, p) };
+    const shared = (filter: ResizeFilter): View => ({ id: '', render: async (input, p) => ({ width: p.size[1], height: p.size[0], data: modelInput(await decodePixels(await checkImage(input)), p, false, filter) }) });
+    const variants = values.variants!.split(',');
+    for (const v of variants) if (!(v in RESIZES)) throw new Error(`--variants: no '${v}'; one of ${Object.keys(RESIZES).join(', ')}`);
     const rows = [];
     for (const set of sets.filter((s) => !only || only.includes(s.name))) {
-      const row: Record<string, unknown> = { set: set.name };
-      for (const variant of ['old', 'new'] as const) {
-        const cache = join(tmp, `acc-${set.name}-${variant}`);
-        if (variant === 'old') {
-          const fc = openFeatureCache(cache);
-          await extractViewsOf(backbones, [...(await files(set.train)), ...(await files(set.test))], [legacyView], { cache: fc });
-          fc.close();
-        }
-        const r = await train({ data: set.train, testDir: set.test, out: false, cacheDir: cache, seed: 0, record: false });
-        row[variant] = {
-          top1: +(r.evaluation.top1 * 100).toFixed(1),
-          recipe: r.members?.map((m) => m.backbone.id).join('+') ?? r.backbone.id,
-          members: r.members?.map((m) => ({ backbone: m.backbone.id, top1: +(m.evaluation.top1 * 100).toFixed(1) })),
-          testPhotos: r.evaluation.count,
-          computed: r.features.computed,
-        };
+      // Plain-view features of each variant written to its own cache first, so train() reads them;
+      // 'lanczos' is what train() computes itself.
+      for (const v of variants) {
+        const resize = RESIZES[v]!;
+        if (resize === 'shipped') continue;
+        const fc = openFeatureCache(join(tmp, `acc-${set.name}-${v}`));
+        const view: View = 'kernel' in resize ? { id: '', render: (input, p) => legacyLoad(input, p, false, resize.kernel) } : shared(resize.filter);
+        await extractViewsOf(backbones, [...(await files(set.train)), ...(await files(set.test))], [view], { cache: fc });
+        fc.close();
       }
-      rows.push(row);
+      const top1: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
+      const recipes: Record<string, string[]> = Object.fromEntries(variants.map((v) => [v, []]));
+      for (const seed of seeds) {
+        for (const v of variants) {
+          const r = await train({ data: set.train, testDir: set.test, out: false, cacheDir: join(tmp, `acc-${set.name}-${v}`), seed, record: false });
+          top1[v]!.push(+(r.evaluation.top1 * 100).toFixed(1));
+          recipes[v]!.push(r.members?.map((m) => m.backbone.id).join('+') ?? r.backbone.id);
+        }
+      }
+      const median = (xs: readonly number[]): number => {
+        const s = [...xs].sort((a, b) => a - b);
+        return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+      };
+      const base = variants[0]!;
+      rows.push({
+        set: set.name,
+        testPhotos: (await files(set.test)).length,
+        top1,
+        median: Object.fromEntries(variants.map((v) => [v, +median(top1[v]!).toFixed(2)])),
+        medianDeltaFrom: base,
+        medianDelta: Object.fromEntries(variants.slice(1).map((v) => [v, +median(top1[v]!.map((x, i) => x - top1[base]![i]!)).toFixed(2)])),
+        recipes,
+      });
     }
     await Promise.all(backbones.map((b) => b.release()));
-    result.accuracy = { protocol: 'train() defaults (--quality auto, both bundled networks), seed 0, --test-dir; old = features of the old sharp-resized pixels, new = this resize', sets: rows };
+    result.accuracy = { protocol: `train() defaults (--quality auto, both bundled networks), seeds ${seeds.join(',')}, --test-dir; plain-view features of each resize (augmented views use the shipped one); variants: ${variants.map((v) => `${v} = ${RESIZES[v] === 'shipped' ? 'the shipped resize' : 'kernel' in RESIZES[v]! ? `sharp resize kernel '${(RESIZES[v] as { kernel: string }).kernel}' (the old Node path)` : `Pillow's ${v.toUpperCase()} in the shared integer code`}`).join('; ')}`, sets: rows };
   }
   console.log(JSON.stringify(result, null, 1));
 } finally {

@@ -75,7 +75,14 @@ export class HeadswapError extends Error {
   }
 }
 
-function spellParts(parts: MessageParts, spellOption: (o: OptionRef) => string): string {
+/**
+ * Receives each warning: `message` names options as a library caller writes them, `parts` keeps
+ * them apart so a front end can spell them its own way (`spellParts(parts, flagOf)` in the CLI).
+ */
+export type WarningCallback = (message: string, parts: MessageParts) => void;
+
+/** A message with each option spelled by `spellOption`. */
+export function spellParts(parts: MessageParts, spellOption: (o: OptionRef) => string): string {
   return parts.map((p) => (typeof p === 'string' ? p : spellOption(p))).join('');
 }
 

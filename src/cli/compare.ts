@@ -11,6 +11,8 @@ import type { ApproachResult, CompareResult } from '../compare/types.js';
 import { table } from '../evaluate/format.js';
 import type { QualityChoice } from '../pipeline/quality.js';
 import { qualityOption } from './train.js';
+import { spellParts } from '../errors.js';
+import { flagOf } from './flags.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 import { cacheDirOption, decidedDefault } from './usage.js';
@@ -92,7 +94,7 @@ export function registerCompare(program: Command): void {
         quality: f.quality,
         cacheDir: f.cacheDir,
         onProgress: (p) => bars.update(p),
-        onWarning: (m) => warn(m),
+        onWarning: (_message, parts) => warn(spellParts(parts, flagOf)),
       }).finally(() => bars.stop());
       process.stdout.write(f.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatComparison(result)}\n`);
       if (runId !== undefined) info(`recorded as run ${runId} ('headswap runs')`);

@@ -16,7 +16,7 @@ export async function writePredictions(stream: AsyncIterable<ClassifierPredictio
   let count = 0;
   if (format === 'csv') {
     const cols = Array.from({ length: top }, (_, i) => [`label${i + 1}`, `p${i + 1}`]).flat();
-    process.stdout.write(`${['file', ...cols].join(',')}\n`);
+    process.stdout.write(`${['input', ...cols].join(',')}\n`);
   }
   for await (const p of stream) {
     count++;

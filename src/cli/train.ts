@@ -11,6 +11,8 @@ import { train, type TrainOptions, type TrainResult } from '../pipeline/train.js
 import { addBackboneOptions, backboneOptions, baseOption, type BackboneFlags } from './backbone-options.js';
 import { DEFAULT_BASES, DEFAULT_TOP_K } from '../pipeline/plan.js';
 import { escapeControl } from '../util/text.js';
+import { spellParts } from '../errors.js';
+import { flagOf } from './flags.js';
 import { info, percent, progressBar, warn } from './output.js';
 import { int, num } from './parse.js';
 import { cacheDirOption, decidedDefault } from './usage.js';
@@ -147,7 +149,7 @@ export async function runTrain(data: string, f: TrainFlags, extra: Partial<Train
     groupsFile: f.groups,
     portable: f.portable,
     onProgress: (p) => bar.update(p),
-    onWarning: (m) => warn(m),
+    onWarning: (_message, parts) => warn(spellParts(parts, flagOf)),
     ...extra,
   }).finally(() => bar.stop());
   if (f.json) process.stdout.write(`${JSON.stringify(resultJson(result), null, 2)}\n`);

@@ -6,7 +6,7 @@ import { findEntry } from '../backbone/zoo.js';
 import { resolve } from 'node:path';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
 import { recordRun } from '../runs/store.js';
-import { HeadswapError } from '../errors.js';
+import { HeadswapError, type WarningCallback } from '../errors.js';
 import type { QualityChoice } from '../pipeline/quality.js';
 import type { TrainedHead } from '../head/train.js';
 import { train, type TrainResult } from '../pipeline/train.js';
@@ -31,7 +31,7 @@ export interface CompareOptions {
   /** Record the run in the history (`headswap runs`); default true. */
   readonly record?: boolean;
   readonly onProgress?: ProgressCallback;
-  readonly onWarning?: (message: string) => void;
+  readonly onWarning?: WarningCallback;
 }
 
 /** Keeps `headswap compare` interactive; pass a larger cap to let the scratch network converge further. */

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { HeadswapError, describeError, describeFsError } from '../errors.js';
+import { HeadswapError, describeError, describeFsError, msg, option } from '../errors.js';
 import { modelInput, type DecodedPixels } from './resize.js';
 import type { Preprocessing, RgbImage } from './types.js';
 
@@ -137,9 +137,7 @@ export async function checkImage(input: ImageInput, options: Pick<LoadOptions, '
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
   if (w0 * h0 > limitInputPixels) {
-    throw new HeadswapError(
-      `${name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise --pixel-limit`,
-    );
+    throw new HeadswapError(msg`${name}: ${w0}x${h0} pixels is over the limit of ${limitInputPixels} pixels; downscale it or raise ${option('pixelLimit')}`);
   }
   // EXIF orientations 5-8 swap width and height.
   const rotated = (meta.orientation ?? 1) >= 5;

@@ -3,19 +3,22 @@ import type { Preprocessing } from './types.js';
 /**
  * The one resize of headswap, in plain arithmetic so that Node (after sharp decodes), the browser
  * page and a Python user (numpy; docs/PREPROCESSING.md) make the very same model input from the
- * same decoded pixels. It is Pillow's `Image.resize(size, Image.BILINEAR)` (reducing_gap None),
- * operation for operation: a triangle filter widened by the scale when shrinking (antialiased),
+ * same decoded pixels. It is Pillow's `Image.resize(size, Image.LANCZOS)` (reducing_gap None),
+ * operation for operation: a Lanczos-3 filter widened by the scale when shrinking (antialiased),
  * weights in 22-bit fixed point, a horizontal pass rounded to uint8, then a vertical pass. Every
- * step is integer arithmetic or one IEEE double operation at a time, so V8 and numpy agree bit for bit.
- * No imports beyond types: the page bundles this file.
+ * step is integer arithmetic or one IEEE double operation at a time, so V8 and numpy agree bit
+ * for bit (but for a last-bit difference of `sin`, which would have to fall on a rounding edge
+ * of a weight). Lanczos rather than Pillow's bilinear: the evaluation sets scored better with it
+ * (bench/README.md, "Node, browser and Python parity"). No imports beyond types: the page bundles this file.
  */
 
 /**
  * Bump when the bytes a photo becomes change (decoding or this arithmetic): it is part of every
  * backbone's fingerprint (Backbone.fingerprint), so feature vectors cached from other bytes are
- * not reused. 2: this resize and embedded ICC profiles ignored (1: libvips resize in sharp).
+ * not reused. 3: the Lanczos filter; 2: the same code with Pillow's bilinear filter, embedded ICC
+ * profiles ignored; 1: libvips resize in sharp.
  */
-export const PIXELS_VERSION = 2;
+export const PIXELS_VERSION = 3;
 
 const PRECISION_BITS = 22;
 const HALF = 1 << (PRECISION_BITS - 1);
@@ -36,11 +39,27 @@ interface Coefficients {
   readonly weights: Int32Array;
 }
 
-/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter (support 1). */
-function coefficients(inSize: number, outSize: number): Coefficients {
+/** A separable resampling filter as Pillow's Resample.c defines one: its weight at signed distance x (source pixels at scale 1) and its support. */
+export interface ResizeFilter {
+  readonly support: number;
+  readonly weight: (x: number) => number;
+}
+
+/** Pillow's sinc_filter. */
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const y = x * Math.PI;
+  return Math.sin(y) / y;
+}
+
+/** Pillow's LANCZOS (lanczos_filter, a = 3): headswap's resize. */
+export const LANCZOS: ResizeFilter = { support: 3, weight: (x) => (-3 <= x && x < 3 ? sinc(x) * sinc(x / 3) : 0) };
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc. */
+function coefficients(inSize: number, outSize: number, filter: ResizeFilter): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(1, scale);
-  const support = filterScale;
+  const support = filter.support * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
   const inverse = 1 / filterScale;
   const first = new Int32Array(outSize);
@@ -53,14 +72,14 @@ function coefficients(inSize: number, outSize: number): Coefficients {
     const n = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
     let total = 0;
     for (let x = 0; x < n; x++) {
-      const t = Math.abs((x + xmin - center + 0.5) * inverse);
-      const w = t < 1 ? 1 - t : 0;
+      const w = filter.weight((x + xmin - center + 0.5) * inverse);
       taps[x] = w;
       total += w;
     }
     for (let x = 0; x < n; x++) {
       const k = total !== 0 ? taps[x]! / total : taps[x]!;
-      weights[xx * ksize + x] = Math.trunc(0.5 + k * (1 << PRECISION_BITS));
+      // Rounded away from zero: the filter's negative lobes too.
+      weights[xx * ksize + x] = Math.trunc(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
     }
     first[xx] = xmin;
     count[xx] = n;
@@ -68,7 +87,7 @@ function coefficients(inSize: number, outSize: number): Coefficients {
   return { ksize, first, count, weights };
 }
 
-/** A fixed-point sum back to a byte: floor(sum / 2^22), clamped to 0..255. */
+/** A fixed-point sum back to a byte: floor(sum / 2^22), clamped to 0..255 (the lobes can overshoot either way; |sum| < 2^31). */
 function clip8(sum: number): number {
   const v = sum >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
@@ -84,11 +103,12 @@ export interface Window {
 
 /**
  * `window` of the RGB image `src` (3 bytes a pixel) resized to outW x outH: exactly Pillow's
- * `img.resize((outW, outH), BILINEAR).crop(window)`, computing only the pixels the window keeps.
+ * `img.resize((outW, outH), LANCZOS).crop(window)`, computing only the pixels the window keeps.
+ * Another filter of Pillow's (bench/parity.ts compares some) gives that filter's resize.
  */
-export function resizeRgb(src: Uint8Array, srcW: number, srcH: number, outW: number, outH: number, window: Window = { left: 0, top: 0, width: outW, height: outH }): Uint8Array {
-  const horiz = coefficients(srcW, outW);
-  const vert = coefficients(srcH, outH);
+export function resizeRgb(src: Uint8Array, srcW: number, srcH: number, outW: number, outH: number, window: Window = { left: 0, top: 0, width: outW, height: outH }, filter: ResizeFilter = LANCZOS): Uint8Array {
+  const horiz = coefficients(srcW, outW, filter);
+  const vert = coefficients(srcH, outH, filter);
   const { left, top, width, height } = window;
   // Source rows the window's output rows read.
   const rowFirst = vert.first[top]!;
@@ -202,11 +222,11 @@ export function placement(w0: number, h0: number, pre: Pick<Preprocessing, 'size
  * flatten onto white, resize by the policy, optionally mirror left-right. The same function in
  * Node, in the page and (in numpy) in docs/PREPROCESSING.md.
  */
-export function modelInput(image: DecodedPixels, pre: Pick<Preprocessing, 'size' | 'resize' | 'cropRatio'>, flip = false): Uint8Array {
+export function modelInput(image: DecodedPixels, pre: Pick<Preprocessing, 'size' | 'resize' | 'cropRatio'>, flip = false, filter: ResizeFilter = LANCZOS): Uint8Array {
   const [height, width] = pre.size;
   const rgb = flattenOnWhite(image);
   const place = placement(image.width, image.height, pre);
-  const resized = resizeRgb(rgb, image.width, image.height, place.resized[0], place.resized[1], place.window);
+  const resized = resizeRgb(rgb, image.width, image.height, place.resized[0], place.resized[1], place.window, filter);
   let out = resized;
   if (pre.resize === 'pad') {
     out = new Uint8Array(width * height * 3);

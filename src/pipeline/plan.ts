@@ -1,6 +1,6 @@
 import type { BackboneOptions } from '../backbone/backbone.js';
 import { DEFAULT_SPLIT_OPTIONS } from '../dataset/split.js';
-import { HeadswapError, msg, option } from '../errors.js';
+import { HeadswapError, msg, option, type WarningCallback } from '../errors.js';
 import type { FitOptions } from '../head/train.js';
 import { augmentSpecs, type AugmentSpec } from '../image/augment.js';
 import type { ProgressCallback } from '../util/progress.js';
@@ -69,7 +69,7 @@ export interface TrainOptions {
   readonly record?: boolean;
   readonly onProgress?: ProgressCallback;
   /** Called for each skipped file and each warning as it happens. */
-  readonly onWarning?: (message: string) => void;
+  readonly onWarning?: WarningCallback;
 }
 
 /**

@@ -3,7 +3,7 @@ import { groupPhotos, type PhotoGroups } from '../dataset/groups.js';
 import { scanDataset, type ImageFile } from '../dataset/scan.js';
 import { seriesLinks } from '../dataset/series.js';
 import { splitDataset } from '../dataset/split.js';
-import { HeadswapError, msg, option } from '../errors.js';
+import { HeadswapError, msg, option, spellParts, type MessageParts } from '../errors.js';
 import { crossValidate, type CrossValidation, type CvItem } from '../evaluate/cv.js';
 import { evaluate, type Evaluation } from '../evaluate/metrics.js';
 import { exportEnsembleGraph } from '../export/graph.js';
@@ -67,7 +67,7 @@ interface Labeled {
   readonly rows: readonly LabeledRow[];
 }
 
-type Warn = (message: string) => void;
+type Warn = (message: string | MessageParts) => void;
 type Photos = Awaited<ReturnType<typeof scanPhotos>>;
 type Sets = { readonly train: readonly Labeled[]; readonly validation: readonly Labeled[]; readonly test: readonly Labeled[] };
 
@@ -84,7 +84,7 @@ async function scanPhotos(plan: TrainPlan, warn: Warn) {
   const testScan = plan.testDir ? await scanDataset(plan.testDir, { classes: scanned.classes, option: 'testDir' }) : undefined;
   if (testScan) {
     const missing = scanned.classes.filter((_, c) => !testScan.files.some((f) => f.label === c));
-    if (missing.length > 0) warn(`--test-dir ${plan.testDir} has no photos of ${missing.map((c) => `'${c}'`).join(', ')}: the test score covers the other ${scanned.classes.length - missing.length} of ${scanned.classes.length} classes`);
+    if (missing.length > 0) warn(msg`${option('testDir')} ${plan.testDir} has no photos of ${missing.map((c) => `'${c}'`).join(', ')}: the test score covers the other ${scanned.classes.length - missing.length} of ${scanned.classes.length} classes`);
   }
   for (const w of [...scanned.warnings, ...(testScan?.warnings ?? [])]) warn(w);
   const skipped = [...scanned.skipped, ...(testScan?.skipped ?? [])];
@@ -209,9 +209,11 @@ function checkSets(sets: Sets, classes: readonly string[], plan: TrainPlan, warn
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const warnings: string[] = [];
-  const warn = (m: string): void => {
-    warnings.push(m);
-    options.onWarning?.(m);
+  const warn = (m: string | MessageParts): void => {
+    const parts = typeof m === 'string' ? [m] : m;
+    const text = spellParts(parts, String);
+    warnings.push(text);
+    options.onWarning?.(text, parts);
   };
   const plan = planTraining(options);
   const photos = await scanPhotos(plan, warn);
@@ -234,7 +236,7 @@ async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Pho
   for (const backbone of loaded) {
     if (regions && !backbone.feature.regions) {
       const { tensor, pooling } = backbone.feature;
-      warn(`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${regions.rows}x${regions.cols}), so --quality ${plan.quality} trains on the pooled features alone`);
+      warn(msg`${backbone.id}: no region features from its cut '${tensor}' (${pooling}; they need a convolution map of at least ${regions.rows}x${regions.cols}), so ${option('quality', plan.quality)} trains on the pooled features alone`);
     }
   }
   let tta = plan.tta;
@@ -263,7 +265,7 @@ async function trainOn(loaded: readonly Backbone[], plan: TrainPlan, photos: Pho
         recipe = await chooseRecipe(items, classes, loaded.map((b) => b.id), plan.head, folds, plan.extract.onProgress);
         chosen = [...recipe.chosen.members];
       } else {
-        warn(`--quality auto: a class has fewer than 2 training photos, too few to compare recipes; using all ${loaded.length} backbones`);
+        warn(msg`${option('quality', 'auto')}: a class has fewer than 2 training photos, too few to compare recipes; using all ${loaded.length} backbones`);
       }
     }
     const groupMs = performance.now() - tg - (recipe?.millis ?? 0);
@@ -367,7 +369,7 @@ async function estimate(items: readonly CvItem[], classes: readonly string[], pl
   const random = await crossValidate(items, classes, k, { ...options, kind: 'random', onFold: (f) => report(f) });
   const ordered = await crossValidate(items, classes, k, { ...options, kind: 'ordered', onFold: (f) => report(k + f) });
   if (random.ungroupedClasses.length > 0) {
-    warn(`--cv ${plan.cv}: ${random.ungroupedClasses.map((c) => `'${c}'`).join(', ')} form(s) fewer series than folds, so their photos were dealt one by one and near-copies can sit on both sides`);
+    warn(msg`${option('cv', plan.cv)}: ${random.ungroupedClasses.map((c) => `'${c}'`).join(', ')} form(s) fewer series than folds, so their photos were dealt one by one and near-copies can sit on both sides`);
   }
   const pts = (x: number): string => `${(x * 100).toFixed(1)}%`;
   if (Math.abs(random.top1.mean - ordered.top1.mean) > disagreement(random, ordered)) {

@@ -66,8 +66,15 @@ describe('headswap CLI', () => {
 
     const csv = headswap('predict', 'photos.model', 'held-out/shoes', '--csv', '--top', '1');
     const lines = csv.stdout.trim().split('\n');
-    assert.equal(lines[0], 'file,label1,p1');
+    assert.equal(lines[0], 'input,label1,p1');
     assert.equal(lines.length, 5);
+  });
+
+  it('names options as flags in warnings: a --test-dir missing a class', async () => {
+    await copySubset('test', ['shoes'], 2, join(dir, 'shoes-only'));
+    const t = headswap('train', 'photos', '--test-dir', 'shoes-only', '--out', 'partial.model');
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stderr, /^warning: --test-dir \S*shoes-only has no photos of 'hat': the test score covers the other 1 of 2 classes$/m);
   });
 
   it('train prints tables, writes the report, refuses to overwrite without --force', async () => {

@@ -296,7 +296,7 @@ describe('train end to end on real photos', () => {
     const warnings: string[] = [];
     const r = await train({ data, testDir: partial, cacheDir, out: false, base: 'mobilenet_v2', onWarning: (w) => warnings.push(w) });
     assert.equal(r.evaluation.count, 3);
-    assert.ok(warnings.some((w) => w === `--test-dir ${partial} has no photos of 'hat', 'pants': the test score covers the other 1 of 3 classes`), warnings.join('\n'));
+    assert.ok(warnings.some((w) => w === `testDir ${partial} has no photos of 'hat', 'pants': the test score covers the other 1 of 3 classes`), warnings.join('\n'));
     assert.equal(warnings.filter((w) => w.includes('dress')).length, 1, warnings.join('\n'));
     assert.ok(!r.skipped.some((s) => s.path.includes('dress')));
   });

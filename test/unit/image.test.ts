@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { IMAGENET_CROP_224 } from '../../src/backbone/zoo.js';
+import { flagOf } from '../../src/cli/flags.js';
 import { HeadswapError } from '../../src/errors.js';
 import { checkImage, decodePixels, loadRgb, packBatch } from '../../src/image/preprocess.js';
 import { flattenOnWhite, modelInput, placement, resizeRgb } from '../../src/image/resize.js';
@@ -111,8 +112,11 @@ describe('loadRgb', () => {
     await assert.rejects(loadRgb({ name: 'cut.jpg', data: jpeg.subarray(0, Math.floor(jpeg.length * 0.9)) }, IMAGENET_CROP_224), /^HeadswapError: cut\.jpg: cannot decode image/);
   });
 
-  it('refuses by pixel count from the header, and the limit is adjustable', async () => {
-    await assert.rejects(loadRgb(SHOE_1, IMAGENET_CROP_224, { pixelLimit: 1000 }), /120x160 pixels is over the limit of 1000/);
+  it('refuses by pixel count from the header, and the limit is adjustable, named as the caller sets it', async () => {
+    const err = await loadRgb(SHOE_1, IMAGENET_CROP_224, { pixelLimit: 1000 }).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof HeadswapError);
+    assert.match(err.message, /120x160 pixels is over the limit of 1000 pixels; downscale it or raise pixelLimit$/);
+    assert.match(err.spell(flagOf), /raise --pixel-limit$/);
   });
 
   it('packs images into one NHWC batch', async () => {
@@ -125,28 +129,33 @@ describe('loadRgb', () => {
 });
 
 /**
- * An independent reading of the filter in float arithmetic: Pillow's antialiased bilinear
- * (triangle of half-width max(1, scale) around each output centre), weights normalized, no fixed
- * point and no rounding between the passes.
+ * An independent reading of the filter in float arithmetic: Lanczos-3 (sinc(x)·sinc(x/3), half-width
+ * 3·max(1, scale) around each output centre), weights normalized, no fixed point, each pass clamped
+ * to 0-255 but not rounded.
  */
 function referenceResize(src: Uint8Array, w: number, h: number, ow: number, oh: number): Float64Array {
+  const sinc = (x: number): number => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
   const weights = (n: number, m: number): { lo: number; w: number[] }[] =>
     Array.from({ length: m }, (_, i) => {
       const scale = n / m;
       const fs = Math.max(1, scale);
       const center = (i + 0.5) * scale;
       const taps: number[] = [];
-      const lo = Math.max(0, Math.floor(center - fs + 0.5));
-      for (let j = lo; j < Math.min(n, Math.floor(center + fs + 0.5)); j++) taps.push(Math.max(0, 1 - Math.abs((j + 0.5 - center) / fs)));
+      const lo = Math.max(0, Math.floor(center - 3 * fs + 0.5));
+      for (let j = lo; j < Math.min(n, Math.floor(center + 3 * fs + 0.5)); j++) {
+        const x = Math.abs((j + 0.5 - center) / fs);
+        taps.push(x < 3 ? sinc(x) * sinc(x / 3) : 0);
+      }
       const total = taps.reduce((a, b) => a + b, 0);
       return { lo, w: taps.map((t) => t / total) };
     });
+  const clamp = (v: number): number => Math.min(255, Math.max(0, v));
   const wx = weights(w, ow);
   const wy = weights(h, oh);
   const tmp = new Float64Array(h * ow * 3);
-  for (let y = 0; y < h; y++) for (let i = 0; i < ow; i++) for (let c = 0; c < 3; c++) tmp[(y * ow + i) * 3 + c] = wx[i]!.w.reduce((s, k, t) => s + k * src[(y * w + wx[i]!.lo + t) * 3 + c]!, 0);
+  for (let y = 0; y < h; y++) for (let i = 0; i < ow; i++) for (let c = 0; c < 3; c++) tmp[(y * ow + i) * 3 + c] = clamp(wx[i]!.w.reduce((s, k, t) => s + k * src[(y * w + wx[i]!.lo + t) * 3 + c]!, 0));
   const out = new Float64Array(oh * ow * 3);
-  for (let j = 0; j < oh; j++) for (let i = 0; i < ow * 3; i++) out[j * ow * 3 + i] = wy[j]!.w.reduce((s, k, t) => s + k * tmp[(wy[j]!.lo + t) * ow * 3 + i]!, 0);
+  for (let j = 0; j < oh; j++) for (let i = 0; i < ow * 3; i++) out[j * ow * 3 + i] = clamp(wy[j]!.w.reduce((s, k, t) => s + k * tmp[(wy[j]!.lo + t) * ow * 3 + i]!, 0));
   return out;
 }
 
@@ -193,9 +202,10 @@ describe('the shared resize (src/image/resize.ts)', () => {
     const h = 8;
     const lines = new Uint8Array(w * h * 3).map((_, i) => (Math.floor(i / 3) % w) % 4 === 0 ? 255 : 0);
     const out = resizeRgb(lines, w, h, w / 4, h);
-    // Away from the left and right edges, where the filter is cut off.
-    const inner = Array.from(out).filter((_, i) => Math.floor(i / 3) % (w / 4) !== 0 && Math.floor(i / 3) % (w / 4) !== w / 4 - 1);
-    assert.equal(inner.length, h * (w / 4 - 2) * 3);
+    // Away from the left and right edges, where the filter (3 outputs to each side) is cut off.
+    const column = (i: number): number => Math.floor(i / 3) % (w / 4);
+    const inner = Array.from(out).filter((_, i) => column(i) >= 3 && column(i) < w / 4 - 3);
+    assert.equal(inner.length, h * (w / 4 - 6) * 3);
     assert.ok(inner.every((v) => Math.abs(v - 255 / 4) <= 1), `${inner.filter((v) => Math.abs(v - 255 / 4) > 1).slice(0, 6)}`);
   });
 
@@ -237,8 +247,8 @@ describe('the shared resize (src/image/resize.ts)', () => {
     assert.deepEqual((await loadRgb(SHOE_1, IMAGENET_CROP_224, { flip: true })).data, modelInput(decoded, IMAGENET_CROP_224, true));
   });
 
-  it('stays close to libvips\' own bilinear resize on a real photo (the same picture, another kernel)', async () => {
-    const vips = await sharp(Buffer.from(photo.rgb), { raw: { width: 120, height: 160, channels: 3 } }).resize(60, 80, { kernel: 'linear' }).raw().toBuffer();
+  it('stays close to libvips\' own Lanczos-3 resize on a real photo (the same picture, another implementation)', async () => {
+    const vips = await sharp(Buffer.from(photo.rgb), { raw: { width: 120, height: 160, channels: 3 } }).resize(60, 80, { kernel: 'lanczos3' }).raw().toBuffer();
     const mine = resizeRgb(photo.rgb, 120, 160, 60, 80);
     assert.ok(meanAbsDiff(mine, new Uint8Array(vips)) < 3, `mean difference ${meanAbsDiff(mine, new Uint8Array(vips))}`);
   });
