@@ -48,6 +48,7 @@ export function registerPredict(program: Command): void {
         ...(f.std ? { std: f.std } : {}),
       };
       const predictor = await openPredictor(model, { pixelLimit: f.pixelLimit, preprocessing });
+      for (const w of predictor.warnings) warn(w);
       let skipped = 0;
       try {
         const given = Object.keys(preprocessing);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { loadRgb, type ImageInput, type LoadOptions } from '../image/preprocess.js';
+import { PIXELS_VERSION } from '../image/resize.js';
 import type { RgbImage } from '../image/types.js';
 import { createSession, runImages, type Session } from '../runtime/session.js';
 import { MODEL_FILE, readModelMetadata, type ModelMetadata } from './metadata.js';
@@ -46,6 +47,16 @@ export class Classifier {
       loadError: (reason) => `${path}: cannot load the model (${reason}); re-export it with 'headswap train'`,
     });
     return new Classifier(dir, metadata, session);
+  }
+
+  /**
+   * Set when the model was trained on other bytes than today's decode and resize make
+   * (`headswap.json` input.pixels): its probabilities can move by a few hundredths.
+   */
+  get pixelsWarning(): string | undefined {
+    const made = this.metadata.input.pixels;
+    if (made === PIXELS_VERSION) return undefined;
+    return `${this.dir}: trained on pixels resized ${made === undefined ? 'by an older headswap' : `the version-${made} way`} (now version ${PIXELS_VERSION}, docs/PREPROCESSING.md), so its probabilities can differ from its recorded evaluation by a few hundredths; train it again for exact numbers`;
   }
 
   /** Decodes and resizes an image the way this model was trained. */

@@ -71,7 +71,14 @@ export interface ModelMetadata {
   /** Several backbones, one head each, their class probabilities averaged inside model.onnx. */
   readonly ensemble?: { readonly combine: 'mean'; readonly members: readonly MemberRecord[] };
   /** The ONNX graph's input: 8-bit RGB pixels, already resized by `preprocessing.resize`. */
-  readonly input: { readonly name: string; readonly dtype: 'uint8'; readonly layout: 'NHWC'; readonly size: readonly [number, number] };
+  readonly input: {
+    readonly name: string;
+    readonly dtype: 'uint8';
+    readonly layout: 'NHWC';
+    readonly size: readonly [number, number];
+    /** `PIXELS_VERSION` of the bytes the model was trained on (docs/PREPROCESSING.md); absent before version 3. */
+    readonly pixels?: number;
+  };
   readonly output: { readonly name: string; readonly kind: 'probabilities' };
   /** Which graph was written: `portable` = standard ONNX operators only (`--portable`), else onnxruntime's int8 operators. Absent in models made before it existed. */
   readonly graph?: { readonly portable: boolean };

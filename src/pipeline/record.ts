@@ -4,6 +4,7 @@ import type { ImageFile, Skipped } from '../dataset/scan.js';
 import type { GroupBy, GroupReason, PhotoGroups } from '../dataset/groups.js';
 import type { CrossValidation } from '../evaluate/cv.js';
 import type { Evaluation } from '../evaluate/metrics.js';
+import { PIXELS_VERSION } from '../image/resize.js';
 import type { ModelMetadata } from '../export/metadata.js';
 import type { TrainedHead } from '../head/train.js';
 import { PIXELS, PROBABILITIES } from '../onnx/edit.js';
@@ -112,7 +113,7 @@ export function modelMetadata(f: RunFacts): ModelMetadata {
           },
         }
       : {}),
-    input: { name: PIXELS, dtype: 'uint8', layout: 'NHWC', size: backbone.preprocessing.size },
+    input: { name: PIXELS, dtype: 'uint8', layout: 'NHWC', size: backbone.preprocessing.size, pixels: PIXELS_VERSION },
     output: { name: PROBABILITIES, kind: 'probabilities' },
     graph: { portable: plan.portable },
     preprocessing: backbone.preprocessing,

@@ -124,6 +124,8 @@ export async function* streamPredictions(
 export interface Predictor {
   readonly model: ImageModel;
   readonly kind: 'headswap' | 'teachable-machine' | 'tflite';
+  /** What the caller should know before trusting the numbers (a model trained on other pixels). */
+  readonly warnings: readonly string[];
   release(): Promise<void>;
 }
 
@@ -155,10 +157,11 @@ export async function openPredictor(dir: string, options: OpenPredictorOptions =
         return out;
       },
     };
-    return { model, kind: 'teachable-machine', release: () => tm.release() };
+    return { model, kind: 'teachable-machine', warnings: [], release: () => tm.release() };
   }
   const classifier = await loadClassifier(dir);
-  return { model: classifierModel(classifier, options), kind: 'headswap', release: () => classifier.release() };
+  const pixels = classifier.pixelsWarning;
+  return { model: classifierModel(classifier, options), kind: 'headswap', warnings: pixels ? [pixels] : [], release: () => classifier.release() };
 }
 
 async function openTflite(source: string, options: OpenPredictorOptions): Promise<Predictor> {
@@ -172,7 +175,7 @@ async function openTflite(source: string, options: OpenPredictorOptions): Promis
     load: (path) => loadRgb(path, backbone.preprocessing, options),
     run: (images) => backbone.classify(images),
   };
-  return { model, kind: 'tflite', release: () => backbone.release() };
+  return { model, kind: 'tflite', warnings: [], release: () => backbone.release() };
 }
 
 function classifierModel(classifier: Classifier, options: LoadOptions): ImageModel {

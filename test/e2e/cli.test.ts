@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOneLineError } from '../helpers/assert.js';
 import { loadClassifier } from '../../src/export/classifier.js';
 import { HEAD_DEFAULTS } from '../../src/head/train.js';
+import { PIXELS_VERSION } from '../../src/image/resize.js';
 import { packagePath } from '../../src/util/paths.js';
 import { copySubset } from '../helpers/dataset.js';
 import { PHOTOS, SHOE_1, writeBrokenFiles } from '../helpers/images.js';
@@ -70,9 +71,33 @@ describe('headswap CLI', () => {
     assert.equal(lines.length, 5);
   });
 
+  it('predict warns when a model was trained on other pixels than today\'s resize makes', async () => {
+    const meta = JSON.parse(await readFile(join(dir, 'photos.model', 'headswap.json'), 'utf8'));
+    assert.equal(meta.input.pixels, PIXELS_VERSION);
+    assert.equal(headswap('predict', 'photos.model', SHOE_1).stderr, '');
+    await mkdir(join(dir, 'older.model'));
+    for (const f of await readdir(join(dir, 'photos.model'))) if (f !== 'headswap.json') await copyFile(join(dir, 'photos.model', f), join(dir, 'older.model', f));
+    delete meta.input.pixels;
+    await writeFile(join(dir, 'older.model', 'headswap.json'), JSON.stringify(meta));
+    const old = headswap('predict', 'older.model', SHOE_1);
+    assert.equal(old.code, 0, old.stderr);
+    assert.match(old.stderr, /^warning: older\.model: trained on pixels resized by an older headswap \(now version \d+, docs\/PREPROCESSING\.md\).*train it again for exact numbers$/m);
+  });
+
+  it('stops quietly when its reader goes away (| head)', async () => {
+    const child = spawn(process.execPath, [packagePath('bin', 'headswap.js'), 'train', '--help'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+  });
+
   it('names options as flags in warnings: a --test-dir missing a class', async () => {
     await copySubset('test', ['shoes'], 2, join(dir, 'shoes-only'));
-    const t = headswap('train', 'photos', '--test-dir', 'shoes-only', '--out', 'partial.model');
+    // Its own cache, so the run history the next tests number stays as it was.
+    const t = headswap('train', 'photos', '--test-dir', 'shoes-only', '--out', 'partial.model', '--cache-dir', 'cache-partial');
     assert.equal(t.code, 0, t.stderr);
     assert.match(t.stderr, /^warning: --test-dir \S*shoes-only has no photos of 'hat': the test score covers the other 1 of 2 classes$/m);
   });
