@@ -125,12 +125,13 @@ export function resizeRgb(src: Uint8Array, srcW: number, srcH: number, outW: num
       let r = HALF;
       let g = HALF;
       let b = HALF;
+      // Integer sums (255 times the positive weights stays under 2^31), so V8 keeps them on its int32 path.
       for (let x = 0; x < n; x++) {
         const k = horiz.weights[kOff + x]!;
         const p = inRow + (x0 + x) * 3;
-        r += src[p]! * k;
-        g += src[p + 1]! * k;
-        b += src[p + 2]! * k;
+        r = (r + Math.imul(src[p]!, k)) | 0;
+        g = (g + Math.imul(src[p + 1]!, k)) | 0;
+        b = (b + Math.imul(src[p + 2]!, k)) | 0;
       }
       const o = outRow + i * 3;
       tmp[o] = clip8(r);

@@ -174,7 +174,8 @@ describe('TF.js layers-model import', () => {
       await saveLayers(model, join(dir, q), q);
       const a = await readTfjsFolder(join(dir, q));
       const ours = decodeWeights(a);
-      const theirs = tf.io.decodeWeights(Buffer.concat([a.shards.get('weights.bin')!]).buffer, a.modelJson.weightsManifest[0]!.weights as tf.io.WeightsManifestEntry[]);
+      // A copy with its own ArrayBuffer: a small Buffer is a view into Node's shared pool, whose .buffer starts elsewhere.
+      const theirs = tf.io.decodeWeights(new Uint8Array(a.shards.get('weights.bin')!).buffer, a.modelJson.weightsManifest[0]!.weights as tf.io.WeightsManifestEntry[]);
       for (const [name, w] of ours) assert.deepEqual(w.data, theirs[name]!.dataSync(), name);
       const c = convertTfjs(a);
       const ref = await tfl.loadLayersModel(tfjsHandler(a));
