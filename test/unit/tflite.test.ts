@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as flatbuffers from 'flatbuffers';
 import ort from 'onnxruntime-node';
 
 import { Backbone } from '../../src/backbone/backbone.js';
@@ -30,13 +31,14 @@ import {
   SqueezeOptionsT,
   AddOptionsT,
   SubOptionsT,
+  Model,
   MulOptionsT,
   TensorType,
 } from '../../src/import/tflite/schema/tflite_generated.js';
 import { createRng } from '../../src/util/random.js';
 import { packagePath } from '../../src/util/paths.js';
 import { startServer, type TestServer } from '../helpers/http-server.js';
-import { TfliteGraph, metadataBytes, withZip } from '../helpers/tflite.js';
+import { TfliteGraph, metadataBytes, rewriteTflite, withZip } from '../helpers/tflite.js';
 
 const EDGETPU = packagePath('models', 'mobilenet_edgetpu', 'mobilenet_edgetpu_224_1.0_uint8.tflite');
 const PHOTO_DIR = packagePath('test', 'fixtures', 'photos');
@@ -454,6 +456,33 @@ async function run(model: ModelProto, feeds: Record<string, ort.Tensor>): Promis
     await session.release();
   }
 }
+
+describe('TFLite import: constants stored after the FlatBuffer', () => {
+  it('reads offset buffers (models over 2 GB keep them there) from a Node Buffer as from inline data', () => {
+    const { bytes } = syntheticModel('float32');
+    const inline = convertTflite(readTflite(bytes, 'inline.tflite'));
+    const moveOut = (at: (i: number) => bigint) =>
+      rewriteTflite(bytes, (m) => {
+        m.buffers.forEach((b, i) => {
+          if (b.data.length === 0) return;
+          b.size = BigInt(b.data.length);
+          b.offset = at(i);
+          b.data = [];
+        });
+      });
+    const datas = Model.getRootAsModel(new flatbuffers.ByteBuffer(bytes)).unpack().buffers.map((b) => Uint8Array.from(b.data));
+    // Offsets are absolute, so lay the tail out after a first pass has fixed the FlatBuffer's length.
+    const length = moveOut(() => 1n << 40n).length;
+    const starts = datas.map((_, i) => BigInt(length + datas.slice(0, i).reduce((n, d) => n + d.length, 0)));
+    const head = moveOut((i) => starts[i]!);
+    assert.equal(head.length, length);
+    const file = Buffer.concat([head, ...datas]);
+    const outside = convertTflite(readTflite(file, 'outside.tflite'));
+    const values = (m: ModelProto): string[] => (m.graph?.initializer ?? []).map((t) => `${t.name}:${Buffer.from(t.rawData ?? new Uint8Array()).toString('hex')}:${(t.floatData ?? []).join(',')}`);
+    assert.ok(datas.filter((d) => d.length > 0).length >= 5, 'the model has constants');
+    assert.deepEqual(values(outside.model), values(inline.model));
+  });
+});
 
 describe('TFLite import: every operator against a JS reference', () => {
   for (const variant of ['float32', 'float16', 'int8 per-channel', 'uint8 per-tensor'] as const) {

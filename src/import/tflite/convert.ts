@@ -134,7 +134,8 @@ class TfliteConverter {
     if (size === undefined || t.data!.length !== n * size) {
       throw new HeadswapError(`tensor '${t.name}' holds ${t.data!.length} bytes, but [${t.shape.join(',')}] of ${TensorType[t.type]} needs ${n * (size ?? 0)}; the file is damaged`);
     }
-    const buffer = t.data!.slice().buffer;
+    // A copy with its own ArrayBuffer (Buffer#slice would be a view of the whole file).
+    const buffer = new Uint8Array(t.data!).buffer;
     switch (t.type) {
       case TensorType.FLOAT32:
         return new Float32Array(buffer);

@@ -298,7 +298,7 @@ function readMetadata(model: Model, bytes: Uint8Array): Pick<TfliteModel, 'label
  */
 export function readTflite(bytes: Uint8Array, source: string): TfliteModel {
   // A copy that owns its ArrayBuffer, so typed-array views of vectors stay inside the file.
-  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
   if (own.length < 8) throw new HeadswapError(`${source}: ${own.length} bytes, too short for a TensorFlow Lite model; check the file or download it again`);
   const bb = new CheckedByteBuffer(own);
   if (!Model.bufferHasIdentifier(bb)) {
