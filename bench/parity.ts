@@ -133,7 +133,10 @@ function maxProbDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return +m.toFixed(5);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
 
 /** RGB bytes (browser RGBA, alpha dropped: it is opaque after compositing on white). */
 function rgbOf(rgba: Uint8Array): Uint8Array {
@@ -349,10 +352,6 @@ print(json.dumps(out))
           recipes[v]!.push(r.members?.map((m) => m.backbone.id).join('+') ?? r.backbone.id);
         }
       }
-      const median = (xs: readonly number[]): number => {
-        const s = [...xs].sort((a, b) => a - b);
-        return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-      };
       const base = variants[0]!;
       rows.push({
         set: set.name,

@@ -4,7 +4,7 @@ import { IMAGENET_CROP_224 } from '../backbone/presets.js';
 import { DEFAULT_BACKBONE, ZOO } from '../backbone/zoo.js';
 import type { Pooling } from '../onnx/edit.js';
 import type { Preprocessing } from '../image/types.js';
-import { int, positive } from './parse.js';
+import { int, positive, size } from './parse.js';
 import { decidedDefault } from './usage.js';
 
 export interface BackboneFlags {
@@ -29,14 +29,6 @@ export function triple(value: string): [number, number, number] {
   const parts = value.split(',').map(Number);
   if (parts.length !== 3 || !parts.every(Number.isFinite)) throw new InvalidArgumentError('not three numbers like 0.485,0.456,0.406');
   return parts as [number, number, number];
-}
-
-function size(value: string): [number, number] {
-  const m = /^(\d+)x(\d+)$/i.exec(value) ?? /^(\d+)$/.exec(value);
-  const h = Number(m?.[1]);
-  const w = Number(m?.[2] ?? m?.[1]);
-  if (!(h > 0 && w > 0)) throw new InvalidArgumentError('not a size like 224 or 224x224 (height x width)');
-  return [h, w];
 }
 
 function feature(value: string): { tensor: string; pooling: Pooling } {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { DEFAULT_BACKBONE } from '../backbone/zoo.js';
 import { HeadswapError } from '../errors.js';
 import { DEFAULT_CHANNELS, MAX_CHANNELS, explain } from '../explain/explain.js';
+import { percent } from './output.js';
 import { int } from './parse.js';
 import { decidedDefault } from './usage.js';
 
@@ -18,8 +19,6 @@ interface Flags {
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((c) => c.trim()).filter(Boolean)];
 }
-
-const percent = (p: number): string => `${(100 * p).toFixed(1)}%`;
 
 export function registerExplain(program: Command): void {
   program

@@ -1,18 +1,11 @@
 import { copyFile, rename, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { HeadswapError, describeError } from '../errors.js';
 import { importTflite, importTfjs } from '../import/index.js';
 import { tempSibling } from '../util/fs.js';
+import { size } from './parse.js';
 import { decidedDefault } from './usage.js';
-
-function size(value: string): [number, number] {
-  const m = /^(\d+)(?:x(\d+))?$/.exec(value);
-  const h = Number(m?.[1]);
-  const w = Number(m?.[2] ?? m?.[1]);
-  if (!m || !(h > 0 && w > 0)) throw new InvalidArgumentError('not a size like 224x224 (height x width)');
-  return [h, w];
-}
 
 export function registerImport(program: Command): void {
   program

@@ -27,6 +27,15 @@ export function positive(value: string): number {
   return n;
 }
 
+/** `--size 224` or `224x224` (height x width): two whole numbers above 0. */
+export function size(value: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/i.exec(value) ?? /^(\d+)$/.exec(value);
+  const h = Number(m?.[1]);
+  const w = Number(m?.[2] ?? m?.[1]);
+  if (!(h > 0 && w > 0)) throw new InvalidArgumentError('not a size like 224 or 224x224 (height x width)');
+  return [h, w];
+}
+
 /** A range in words: "≥ 1", "from 0 to 0.5". */
 function range(min: number, max: number): string {
   return max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`;

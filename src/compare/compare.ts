@@ -68,12 +68,6 @@ export function verdict(transfer: ApproachResult, scratch: ApproachResult): stri
   return `Training from scratch is ${(-gap).toFixed(1)} points more accurate ${scores}, but transfer learning took ${faster} ${times}.`;
 }
 
-/**
- * Runs `train()` (transfer learning, no export, features computed afresh so the time is the real
- * cost), then trains a small CNN from scratch on the same training photos (train + validation
- * split) for max(transfer time, min(10x transfer time, cap)) seconds, and scores both on the
- * same held-out photos.
- */
 /** TensorFlow.js names: an optional dependency, needed only by the from-scratch side of a comparison. */
 export const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm'] as const;
 
@@ -92,6 +86,12 @@ async function loadScratch(): Promise<typeof import('./scratch.js')> {
   }
 }
 
+/**
+ * Runs `train()` (transfer learning, no export, features computed afresh so the time is the real
+ * cost), then trains a small CNN from scratch on the same training photos (train + validation
+ * split) for max(transfer time, min(10x transfer time, cap)) seconds, and scores both on the
+ * same held-out photos.
+ */
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   return (await compareRuns(options)).result;
 }

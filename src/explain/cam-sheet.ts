@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { OverlayOptions } from 'sharp';
 import type { RgbImage } from '../image/types.js';
 import type { ActivationMap, ClassActivation, ModelExplanation } from './cam.js';
-import { colourBar, composeSheet, escapeMarkup, overlay, rawRgb, type Label } from './render.js';
+import { colourBar, composeSheet, escapeMarkup, fromRgb, overlay, rawRgb, type Label } from './render.js';
 
 const MARGIN = 20;
 const GAP = 10;
@@ -24,6 +24,11 @@ export function camScale(map: ActivationMap): readonly [number, number] {
 /** The photo with a class map as a heat overlay, on the map's own scale. */
 export function camOverlay(photo: RgbImage, map: ActivationMap): Promise<RgbImage> {
   return overlay(photo, map.data, map.height, map.width, camScale(map));
+}
+
+/** `camOverlay` as the bytes of a PNG file. */
+export async function camPng(photo: RgbImage, map: ActivationMap): Promise<Buffer> {
+  return fromRgb(await camOverlay(photo, map)).png().toBuffer();
 }
 
 export function percent(p: number): string {

@@ -5,10 +5,10 @@ import { METADATA_FILE, MODEL_FILE, readModelMetadata, type ModelMetadata } from
 import { loadRgb, type ImageInput, type LoadOptions } from '../image/preprocess.js';
 import type { RgbImage } from '../image/types.js';
 import { PIXELS, PROBABILITIES, graphOf } from '../onnx/edit.js';
-import { decodeModel, encodeModel, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { decodeModel, encodeModel, intsAttribute, type ModelProto, type NodeProto } from '../onnx/proto.js';
 import { createSession, tensor, type Session } from '../runtime/session.js';
 import { resizeBilinear } from './render.js';
-import { constantTensors, decodeTensor } from './tensors.js';
+import { constantTensors, decodeTensor } from '../onnx/tensors.js';
 
 /**
  * Class activation maps of a trained model folder, computed from model.onnx's own numbers: the
@@ -101,10 +101,6 @@ interface HeadGraph {
 /** Ops that pass a pooled tensor through unchanged in value (a reshape of `[N, C, 1, 1]`). */
 const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'Dropout']);
 
-function ints(n: NodeProto, name: string): number[] | undefined {
-  return n.attribute?.find((a) => a.name === name)?.ints?.map(Number);
-}
-
 /** Reads every head of the exported graph, in member order, with the map its features pool. */
 function findHeads(model: ModelProto, metadata: ModelMetadata, where: string): HeadGraph[] {
   const g = graphOf(model);
@@ -172,10 +168,10 @@ function pooledMap(producer: ReadonlyMap<string, NodeProto>, features: string, w
     const [global, cells] = [pool(top.input[0]!), pool(top.input[1]!)];
     if (global?.opType !== 'GlobalAveragePool') return refuse(global);
     const map = global.input?.[0] ?? '';
-    const pads = ints(cells ?? {}, 'pads') ?? [];
+    const pads = intsAttribute(cells ?? {}, 'pads') ?? [];
     const plain = cells?.opType === 'AveragePool' && cells.input?.[0] === map && pads.every((p) => p === 0) && !cells.attribute?.some((a) => a.name === 'auto_pad' || (a.name === 'ceil_mode' && Number(a.i) !== 0));
     if (!plain) return refuse(cells);
-    const [kernel, stride] = [ints(cells, 'kernel_shape') ?? [], ints(cells, 'strides') ?? [1, 1]];
+    const [kernel, stride] = [intsAttribute(cells, 'kernel_shape') ?? [], intsAttribute(cells, 'strides') ?? [1, 1]];
     return { map, regions: { kernel: [kernel[0]!, kernel[1]!], stride: [stride[0]!, stride[1]!] } };
   }
   const global = pool(features);

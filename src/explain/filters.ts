@@ -1,7 +1,7 @@
 import { HeadswapError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
-import type { ModelProto, NodeProto } from '../onnx/proto.js';
-import { constantTensors, decodeTensor, dequantize, topologicalOrder, type ConstTensor } from './tensors.js';
+import { intAttribute, intsAttribute, type ModelProto, type NodeProto } from '../onnx/proto.js';
+import { constantTensors, decodeTensor, dequantize, topologicalOrder, type ConstTensor } from '../onnx/tensors.js';
 
 /** The network's first convolution with its weights in float. */
 export interface FirstConvolution {
@@ -22,10 +22,6 @@ export interface FirstConvolution {
 
 /** The convolution ops whose weights headswap can read. */
 export const CONVOLUTIONS: ReadonlySet<string> = new Set(['Conv', 'QLinearConv']);
-
-function ints(n: NodeProto, name: string): number[] | undefined {
-  return n.attribute?.find((a) => a.name === name)?.ints?.map(Number);
-}
 
 /**
  * Finds the first Conv or QLinearConv from the input and reads its filters: constant float
@@ -64,7 +60,7 @@ export function firstConvolution(model: ModelProto, name: string): FirstConvolut
       quantized = false;
     } else if (dq && q && scale) {
       // DequantizeLinear's per-channel axis defaults to 1 and may count from the end.
-      const axis = Number(dq.attribute?.find((a) => a.name === 'axis')?.i ?? 1);
+      const axis = intAttribute(dq, 'axis') ?? 1;
       weights = dequantize(q, scale, get(dq.input?.[2]), axis < 0 ? axis + q.dims.length : axis);
       dims = q.dims;
     } else {
@@ -72,7 +68,7 @@ export function firstConvolution(model: ModelProto, name: string): FirstConvolut
     }
   }
   if (dims.length !== 4) throw new HeadswapError(`${label}: weights of shape [${dims.join(',')}] are not 2-D filters`);
-  const strides = ints(conv, 'strides') ?? [1, 1];
+  const strides = intsAttribute(conv, 'strides') ?? [1, 1];
   return {
     node: conv.name ?? '',
     op,

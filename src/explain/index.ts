@@ -10,4 +10,4 @@ export {
   type ModelExplanation,
   type ViewMap,
 } from './cam.js';
-export { camOverlay, camScale } from './cam-sheet.js';
+export { camOverlay, camPng, camScale } from './cam-sheet.js';

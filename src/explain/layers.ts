@@ -5,7 +5,7 @@ import { PIXELS } from '../onnx/edit.js';
 import { encodeModel, type NodeProto } from '../onnx/proto.js';
 import { tensor, withSession, type Tensor } from '../runtime/session.js';
 import { CONVOLUTIONS } from './filters.js';
-import { constantTensors, decodeTensor, dequantize, topologicalOrder, type ConstTensor } from './tensors.js';
+import { constantTensors, decodeTensor, dequantize, topologicalOrder, type ConstTensor } from '../onnx/tensors.js';
 
 /** The talk slide's captions, early to late. */
 export const DEPTH_TITLES = ['light and dark', 'edges', 'shapes', 'object parts'] as const;

@@ -1,6 +1,7 @@
 import { HeadswapError, msg, option } from '../errors.js';
 import { graphOf } from './edit.js';
-import { DataType, dataTypeName, floatTensor, node, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { floatTensor, intAttribute, node, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { decodeTensor, dequantize, type ConstTensor } from './tensors.js';
 
 /**
  * A graph other ONNX runtimes accept: onnxruntime's own operators (com.microsoft QLinearAdd and
@@ -14,52 +15,6 @@ import { DataType, dataTypeName, floatTensor, node, type ModelProto, type NodePr
 
 const isDefault = (domain: string | null | undefined): boolean => !domain || domain === 'ai.onnx';
 
-/** Element values of an initializer of a numeric type, as numbers. */
-function values(t: TensorProto): Float64Array {
-  const n = (t.dims ?? []).reduce((a, b) => a * Number(b), 1);
-  const raw = t.rawData && t.rawData.byteLength > 0 ? t.rawData : undefined;
-  const type = t.dataType ?? 0;
-  if (raw) {
-    // A copy, aligned: a decoded rawData may be a view into a larger, unaligned buffer.
-    const copy = Uint8Array.from(raw).buffer;
-    const view =
-      type === DataType.FLOAT ? new Float32Array(copy)
-      : type === DataType.UINT8 ? new Uint8Array(copy)
-      : type === DataType.INT8 ? new Int8Array(copy)
-      : type === DataType.INT32 ? new Int32Array(copy)
-      : type === DataType.INT64 ? Float64Array.from(new BigInt64Array(copy), Number)
-      : undefined;
-    if (!view) throw new HeadswapError(`initializer '${t.name}' is ${dataTypeName(type)}; a portable export handles float, 8-bit and 32/64-bit integer weights`);
-    return Float64Array.from(view);
-  }
-  // Typed fields: 8- and 32-bit integers live in int32Data (ONNX packs the small types there).
-  const field = type === DataType.FLOAT ? t.floatData : type === DataType.INT64 ? t.int64Data : t.int32Data;
-  const out = Float64Array.from((field ?? []).map(Number));
-  if (out.length !== n) throw new HeadswapError(`initializer '${t.name}' holds ${out.length} values for ${n} elements`);
-  return out;
-}
-
-/** An integer tensor's float value, `scale * (q - zeroPoint)`, per tensor or per channel along `axis`. */
-function dequantize(q: TensorProto, scale: TensorProto, zeroPoint: TensorProto | undefined, axis: number): Float32Array {
-  const data = values(q);
-  const s = values(scale);
-  const z = zeroPoint ? values(zeroPoint) : new Float64Array(s.length);
-  const dims = (q.dims ?? []).map(Number);
-  if (s.length === 1) return Float32Array.from(data, (v) => s[0]! * (v - z[0]!));
-  const a = axis < 0 ? axis + dims.length : axis;
-  const inner = dims.slice(a + 1).reduce((x, y) => x * y, 1);
-  if (dims[a] !== s.length) throw new HeadswapError(`'${q.name}' has ${dims[a]} channels along axis ${a} but ${s.length} scales`);
-  return Float32Array.from(data, (v, i) => {
-    const c = Math.floor(i / inner) % s.length;
-    return s[c]! * (v - z[c]!);
-  });
-}
-
-function intAttr(n: NodeProto, name: string, fallback: number): number {
-  const a = (n.attribute ?? []).find((x) => x.name === name);
-  return a?.i == null ? fallback : Number(a.i);
-}
-
 /**
  * Rewrites the model in place into standard ONNX operators and float weights (see the file's
  * comment). Throws a one-line error naming the operator when a node has no standard equivalent
@@ -69,10 +24,14 @@ export function makePortable(model: ModelProto): void {
   const g = graphOf(model);
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   const init = (name: string | undefined): TensorProto | undefined => (name ? inits.get(name) : undefined);
-  const need = (n: NodeProto, i: number): TensorProto => {
+  const need = (n: NodeProto, i: number): ConstTensor => {
     const t = init(n.input?.[i]);
     if (!t) throw new HeadswapError(`${n.opType} node '${n.name}' reads its weights or quantization from '${n.input?.[i]}', which is computed, not stored; a portable export needs them stored`);
-    return t;
+    return decodeTensor(t);
+  };
+  const optional = (name: string | undefined): ConstTensor | undefined => {
+    const t = init(name);
+    return t && decodeTensor(t);
   };
   const added: TensorProto[] = [];
   const nodes: NodeProto[] = [];
@@ -82,19 +41,18 @@ export function makePortable(model: ModelProto): void {
     const base = out[0] ?? n.name ?? 'node';
     if (n.opType === 'DequantizeLinear' && isDefault(n.domain) && init(inp[0])) {
       // A stored integer tensor (weights, bias): store its float value instead.
-      const t = dequantize(need(n, 0), need(n, 1), init(inp[2]), intAttr(n, 'axis', 1));
-      added.push(floatTensor(out[0]!, (need(n, 0).dims ?? []).map(Number), t));
+      const q = need(n, 0);
+      added.push(floatTensor(out[0]!, [...q.dims], dequantize(q, need(n, 1), optional(inp[2]), intAttribute(n, 'axis') ?? 1)));
     } else if (n.opType === 'QLinearConv' && isDefault(n.domain)) {
       const w = need(n, 3);
       const wScale = need(n, 4);
-      const weights = dequantize(w, wScale, init(inp[5]), 0);
-      added.push(floatTensor(`${base}/portable/weights`, (w.dims ?? []).map(Number), weights));
+      added.push(floatTensor(`${base}/portable/weights`, [...w.dims], dequantize(w, wScale, optional(inp[5]), 0)));
       const convInputs = [`${base}/portable/x`, `${base}/portable/weights`];
       if (inp[8]) {
         // The int32 bias is quantized with scale x_scale * w_scale[channel] and zero point 0.
-        const xScale = values(need(n, 1))[0]!;
-        const ws = values(wScale);
-        const b = values(need(n, 8));
+        const xScale = need(n, 1).data[0]!;
+        const ws = wScale.data;
+        const b = need(n, 8).data;
         added.push(floatTensor(`${base}/portable/bias`, [b.length], Float32Array.from(b, (v, i) => v * xScale * ws[ws.length === 1 ? 0 : i]!)));
         convInputs.push(`${base}/portable/bias`);
       }

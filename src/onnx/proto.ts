@@ -90,8 +90,7 @@ export function dataTypeName(type: number): string {
   return Object.entries(DataType).find(([, v]) => v === type)?.[0] ?? String(type);
 }
 
-const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
-export const AttributeType = AttrType;
+export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 
 type ProtoModelInput = Parameters<typeof onnxProto.onnx.ModelProto.create>[0];
 
@@ -139,10 +138,21 @@ export function node(opType: string, inputs: string[], outputs: string[], attrs:
 }
 
 export const attr = {
-  int: (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i }),
-  float: (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f }),
-  ints: (name: string, ints: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints }),
+  int: (name: string, i: number): AttributeProto => ({ name, type: AttributeType.INT, i }),
+  float: (name: string, f: number): AttributeProto => ({ name, type: AttributeType.FLOAT, f }),
+  ints: (name: string, ints: number[]): AttributeProto => ({ name, type: AttributeType.INTS, ints }),
 };
+
+/** A node's integer attribute, or undefined when it has none of that name. */
+export function intAttribute(n: NodeProto, name: string): number | undefined {
+  const i = n.attribute?.find((a) => a.name === name)?.i;
+  return i == null ? undefined : Number(i);
+}
+
+/** A node's list-of-integers attribute, or undefined when it has none of that name. */
+export function intsAttribute(n: NodeProto, name: string): number[] | undefined {
+  return n.attribute?.find((a) => a.name === name)?.ints?.map(Number);
+}
 
 /** A float32 initializer with the given dims. */
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {

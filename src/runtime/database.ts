@@ -10,7 +10,6 @@ import type { DatabaseOptions } from './database-options.js';
  * and RunStore (runs/store.ts) each hold a connection to it.
  */
 
-
 const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 
 /**

@@ -9,6 +9,7 @@ import { Metrics } from './metrics.js';
 import { DEFAULT_COMPARE_BUDGET_SECONDS, DEFAULT_LIMITS, dataDirs, defaultDataDir, defaultWebRoot, type ServerOptions } from './options.js';
 import { ModelRegistry } from './registry.js';
 import { registerClassifyRoutes } from './routes/classify.js';
+import { registerExplainRoutes } from './routes/explain.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerPage } from './routes/page.js';
@@ -77,7 +78,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   registerModelRoutes(app, ctx);
   registerClassifyRoutes(app, ctx);
   registerJobRoutes(app, ctx);
-  (await import('./routes/explain.js')).registerExplainRoutes(app, ctx, { threads: options.threads });
+  registerExplainRoutes(app, ctx, { threads: options.threads });
   await registerPage(app, options.webRoot ?? defaultWebRoot());
   return app;
 }

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { quoteName } from '../dataset/scan.js';
 import { describeError } from '../errors.js';
-import { sniffFormat, type SniffedFormat } from '../image/preprocess.js';
+import { sniffFormat, type SniffedFormat } from '../image/sniff.js';
 import { RequestError } from './errors.js';
 
 /** The formats `loadRgb` decodes, identified by their first bytes (sniffFormat). */

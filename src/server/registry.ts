@@ -48,10 +48,11 @@ export class ModelRegistry {
     for (const dir of cliDirs) {
       const abs = resolve(dir);
       const metadata = await readModelMetadata(abs);
-      const base = slug(basename(abs).replace(/\.model$/, ''), 'model');
+      const folder = basename(abs).replace(/\.model$/, '');
+      const base = slug(folder, 'model');
       let id = base;
       for (let n = 2; registry.entries.has(id); n++) id = `${base}-${n}`;
-      registry.entries.set(id, { id, dir: abs, source: 'cli', name: basename(abs).replace(/\.model$/, '') || id, metadata });
+      registry.entries.set(id, { id, dir: abs, source: 'cli', name: folder || id, metadata });
     }
     const names = existsSync(modelsDir) ? (await readdir(modelsDir)).sort() : [];
     for (const name of names) {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { ModelExplainer } from '../../src/explain/cam.js';
-import { sniffFormat } from '../../src/image/preprocess.js';
+import { sniffFormat } from '../../src/image/sniff.js';
 import { train } from '../../src/pipeline/train.js';
 import type { ErrorBody } from '../../src/server/api-types.js';
 import { packagePath } from '../../src/util/paths.js';

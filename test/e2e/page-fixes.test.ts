@@ -15,7 +15,7 @@ import type { ModelSummary } from '../../src/server/api-types.js';
 import { train } from '../../src/pipeline/train.js';
 import { packagePath } from '../../src/util/paths.js';
 import { accuracyCaveat, ciText, comparisonVerdict, correctOf, wilson } from '../../web/src/stats.js';
-import { browserUnavailable, launchChromium } from '../helpers/browser.js';
+import { browserUnavailable, launchChromium, watchedPage } from '../helpers/browser.js';
 import { copySubset } from '../helpers/dataset.js';
 import { HAT_1, SHOE_1 } from '../helpers/images.js';
 import { startHeadswap, type RunningServer } from '../helpers/serve.js';
@@ -26,7 +26,7 @@ let dir: string;
 let server: RunningServer;
 let browser: Browser;
 let page: Page;
-const problems: string[] = [];
+let problems: string[];
 
 /** Picks `file` in the classify panel and waits for its card (the newest is first) to settle. */
 async function classifyOnPage(file: string): Promise<{ state: string; text: string; model: string }> {
@@ -69,12 +69,8 @@ before(async () => {
   await train({ data: join(dir, 'two'), testDir: join(dir, 'two-test'), out: join(dir, 'Hats or Shoes.model'), cacheDir, seed: 0, base: 'mobilenet_v2', quality: 'plain' });
   server = await startHeadswap({ dataDir: join(dir, 'data'), models: [join(dir, 'Three Kinds.model'), join(dir, 'Hats or Shoes.model')], cacheDir });
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  page.on('console', (m) => {
-    // A refused upload is a 4xx the browser logs; the page's own errors are what count.
-    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 415/.test(m.text())) problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
+  // A refused upload is a 4xx the browser logs; the page's own errors are what count.
+  ({ page, problems } = await watchedPage(browser, (m) => m.type() === 'error' && !/Failed to load resource: the server responded with a status of 415/.test(m.text())));
   await page.goto(`${server.url}/`);
   await page.waitForSelector('#model-select option[value="three-kinds"]', { state: 'attached' });
   await mkdir(OUTPUT, { recursive: true });

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { JobView } from '../../src/server/api-types.js';
 import { packagePath } from '../../src/util/paths.js';
-import { browserUnavailable, fakeCameraArgs, launchChromium, nearestScene, SIGNATURE_GRID, writeFakeCamera, type FakeCameraFrame } from '../helpers/browser.js';
+import { browserUnavailable, fakeCameraArgs, launchChromium, nearestScene, SIGNATURE_GRID, watchedPage, writeFakeCamera, type FakeCameraFrame } from '../helpers/browser.js';
 import { CLOTHING7 } from '../helpers/dataset.js';
 import { startHeadswap, type RunningServer } from '../helpers/serve.js';
 
@@ -28,7 +28,7 @@ let server: RunningServer;
 let browser: Browser;
 let page: Page;
 let frames: FakeCameraFrame[];
-const problems: string[] = [];
+let problems: string[];
 
 /** The scene the camera shows now in `video`, told by its colour signature. */
 async function sceneIn(video: string): Promise<string> {
@@ -96,11 +96,7 @@ before(async () => {
   ], { framesPerPhoto: 15 });
   server = await startHeadswap({ dataDir: join(dir, 'data'), cacheDir: join(dir, 'cache') });
   browser = await launchChromium(fakeCameraArgs(join(dir, 'camera.y4m')));
-  page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
+  ({ page, problems } = await watchedPage(browser, (m) => m.type() === 'error'));
   await page.goto(`${server.url}/`);
   await mkdir(OUTPUT, { recursive: true });
 });

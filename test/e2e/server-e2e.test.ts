@@ -13,7 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { ClassifyResponse } from '../../src/server/api-types.js';
 import { train } from '../../src/pipeline/train.js';
 import { packagePath } from '../../src/util/paths.js';
-import { browserUnavailable, launchChromium } from '../helpers/browser.js';
+import { browserUnavailable, launchChromium, watchedPage } from '../helpers/browser.js';
 import { CLOTHING7, copySubset } from '../helpers/dataset.js';
 import { SHOE_1, SHOE_2 } from '../helpers/images.js';
 import { startHeadswap, type RunningServer } from '../helpers/serve.js';
@@ -31,7 +31,7 @@ let server: RunningServer;
 let browser: Browser;
 let page: Page;
 const requests: string[] = [];
-const problems: string[] = [];
+let problems: string[];
 
 interface ShownResult {
   readonly source: string;
@@ -66,12 +66,8 @@ before(async () => {
   await train({ data: join(dir, 'photos'), testDir: join(dir, 'held-out'), out: join(dir, 'clothing7.model'), cacheDir, seed: 0 });
   server = await startHeadswap({ dataDir: join(dir, 'data'), models: [join(dir, 'clothing7.model')], cacheDir, compareBudgetSeconds: 1 });
   browser = await launchChromium(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
-  page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  ({ page, problems } = await watchedPage(browser, (m) => m.type() === 'error' || m.type() === 'warning'));
   page.on('request', (r) => requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
   await page.goto(`${server.url}/`);
   await page.waitForSelector('#model-select option[value="clothing7"]', { state: 'attached' });
   await mkdir(OUTPUT, { recursive: true });

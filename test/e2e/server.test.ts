@@ -10,7 +10,7 @@ import { unzipSync } from 'fflate';
 import type { BatchClassifyResponse, ClassifyResponse, ErrorBody, JobView, ModelDetail, ModelSummary } from '../../src/server/api-types.js';
 import { loadClassifier } from '../../src/export/classifier.js';
 import { createServer } from '../../src/server/app.js';
-import { sniffFormat } from '../../src/image/preprocess.js';
+import { sniffFormat } from '../../src/image/sniff.js';
 import { train } from '../../src/pipeline/train.js';
 import { openRunStore } from '../../src/runs/store.js';
 import { packagePath } from '../../src/util/paths.js';

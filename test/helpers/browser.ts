@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import sharp from 'sharp';
 
 /** The Debian package's binary (`.ci/run` installs it with apt-get); playwright downloads nothing. */
@@ -30,6 +30,20 @@ export function launchChromium(extraArgs: readonly string[] = []): Promise<Brows
       ...extraArgs,
     ],
   });
+}
+
+/**
+ * A 1200x900 page whose uncaught errors, and the console messages `counts` picks, collect in
+ * `problems`: a test ends by asserting there were none.
+ */
+export async function watchedPage(browser: Browser, counts: (m: ConsoleMessage) => boolean): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (counts(m)) problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  return { page, problems };
 }
 
 /** Chromium's switches for a webcam that needs no permission prompt; with `video`, the camera shows that .y4m file (looped). */

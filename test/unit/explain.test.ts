@@ -11,7 +11,7 @@ import { defaultOut, explain, explainImage, type ExplainResult } from '../../src
 import { loadClassifier } from '../../src/export/classifier.js';
 import { train } from '../../src/pipeline/train.js';
 import { filterGrid, firstConvolution, type FirstConvolution } from '../../src/explain/filters.js';
-import { constantTensors, decodeTensor } from '../../src/explain/tensors.js';
+import { constantTensors, decodeTensor } from '../../src/onnx/tensors.js';
 import { loadRgb } from '../../src/image/preprocess.js';
 import type { RgbImage } from '../../src/image/types.js';
 import { PIXELS, keepOutputs } from '../../src/onnx/edit.js';

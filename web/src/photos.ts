@@ -1,30 +1,20 @@
+import { sniffFormat, type SniffedFormat } from '../../src/image/sniff.js';
+
 /**
- * Whether a file is a photo headswap can read, told by its first bytes like the server tells it
- * (src/image/preprocess.ts sniffFormat): names and declared types say nothing.
+ * Whether a file is a photo headswap can read, told by its first bytes with the server's own
+ * sniffer (src/image/sniff.ts): names and declared types say nothing.
  */
 
-export type PhotoFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'avif' | 'tiff';
+export type PhotoFormat = Exclude<SniffedFormat, 'svg'>;
 
 export const READABLE_FORMATS = 'JPEG, PNG, WebP, GIF, AVIF, TIFF';
 
-function ascii(bytes: Uint8Array, start: number, text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (bytes[start + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
-export function formatOf(bytes: Uint8Array): PhotoFormat | undefined {
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes[0] === 0x89 && ascii(bytes, 1, 'PNG')) return 'png';
-  if (ascii(bytes, 0, 'GIF8')) return 'gif';
-  if (ascii(bytes, 0, 'RIFF') && ascii(bytes, 8, 'WEBP')) return 'webp';
-  // An ISO media file; the server checks that its brands are AVIF's.
-  if (ascii(bytes, 4, 'ftyp')) return 'avif';
-  if (ascii(bytes, 0, 'II*\0') || ascii(bytes, 0, 'MM\0*')) return 'tiff';
-  return undefined;
-}
+/** Bytes the sniffer reads at most (its SVG check; AVIF's brands come well before). */
+const SNIFF_BYTES = 64 * 1024;
 
 export async function sniff(file: Blob): Promise<PhotoFormat | undefined> {
-  return formatOf(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
+  const format = sniffFormat(new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer()));
+  return format === 'svg' ? undefined : format;
 }
 
 /** 'name' in quotes, shortened, as the server quotes file names. */

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import sharp from 'sharp';
 import { describeError } from '../../errors.js';
-import { ModelExplainer, camOverlay, type ActivationMap } from '../../explain/index.js';
+import { ModelExplainer, camPng, type ActivationMap } from '../../explain/index.js';
 import type { ServerContext } from '../context.js';
 import { RequestError } from '../errors.js';
 import type { ModelEntry } from '../registry.js';
@@ -116,10 +115,7 @@ export function registerExplainRoutes(app: FastifyInstance, ctx: ServerContext, 
         members: c.members.map((m) => ({ backbone: m.backbone, method: m.method, probability: m.probability, map: mapJson(m.map) })),
       };
     }
-    const heat = await camOverlay(photo, c.map);
-    const png = await sharp(Buffer.from(heat.data.buffer, heat.data.byteOffset, heat.data.byteLength), { raw: { width: heat.width, height: heat.height, channels: 3 } })
-      .png()
-      .toBuffer();
+    const png = await camPng(photo, c.map);
     return reply
       .type('image/png')
       .header('X-Headswap-Class', encodeURIComponent(c.label))

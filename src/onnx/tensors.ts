@@ -1,5 +1,5 @@
 import { HeadswapError } from '../errors.js';
-import { DataType, dataTypeName, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { DataType, dataTypeName, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 
 /** A constant tensor of a model, its values widened to float32 (row-major). */
 export interface ConstTensor {
@@ -66,9 +66,10 @@ export function constantTensors(model: ModelProto): Map<string, TensorProto> {
 
 /**
  * `(q - zeroPoint) * scale`, per tensor (scalar scale) or per channel along `axis` (scale of
- * length dims[axis]), as DequantizeLinear and the QLinear ops define it.
+ * length dims[axis]; negative counts from the end), as DequantizeLinear and the QLinear ops define it.
  */
-export function dequantize(q: ConstTensor, scale: ConstTensor, zeroPoint: ConstTensor | undefined, axis: number): Float32Array {
+export function dequantize(q: ConstTensor, scale: ConstTensor, zeroPoint: ConstTensor | undefined, axisGiven: number): Float32Array {
+  const axis = axisGiven < 0 ? axisGiven + q.dims.length : axisGiven;
   const channels = scale.data.length;
   const per = channels > 1;
   if (per && q.dims[axis] !== channels) {
